@@ -6,13 +6,13 @@
 __all__ = ['EPS', 'DISPERSIONS', 'check_probabilities', 'compute_dtype', 'residual_dispersion', 'dispersion_scale',
            'confidence_features']
 
-# %% ../nbs/02_residual_dispersion.ipynb #d7d7311c
+# %% ../nbs/02_residual_dispersion.ipynb #953b2c6e
 import torch
 
-# %% ../nbs/02_residual_dispersion.ipynb #ee051157
+# %% ../nbs/02_residual_dispersion.ipynb #b656df00
 EPS = 1e-8  # the ε of METHOD.md, in g(c) and in the soft weights
 
-# %% ../nbs/02_residual_dispersion.ipynb #56047ce0
+# %% ../nbs/02_residual_dispersion.ipynb #3e18e835
 def _check_shapes(probs, valid):
     "Raise unless `probs` is B×K×H×W floating point with K ≥ 2 and `valid` a matching B×H×W bool mask."
     if not torch.is_tensor(probs): raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
@@ -27,20 +27,20 @@ def _check_shapes(probs, valid):
         raise ValueError(f"valid must have shape {(B, H, W)} to match probs {tuple(probs.shape)}, got {tuple(valid.shape)}")
     if valid.device != probs.device: raise ValueError(f"valid is on {valid.device} but probs on {probs.device}")
 
-# %% ../nbs/02_residual_dispersion.ipynb #bb3fb0f4
+# %% ../nbs/02_residual_dispersion.ipynb #f8a2f9ae
 def _check_simplex(probs, valid):
     "Raise unless every valid pixel of `probs` is finite, non-negative and sums to 1 over classes."
-    acc = torch.promote_types(probs.dtype, torch.float32)
     tol = max(1e-3, torch.finfo(probs.dtype).eps)
-    sums = probs.sum(1, dtype=acc)
-    if not torch.isfinite(sums[valid]).all(): raise ValueError("probs contains NaN or inf at valid pixels")
-    if (probs.amin(1)[valid] < -tol).any(): raise ValueError("probs has negative entries: pass softmax probabilities, not logits")
-    worst = (sums[valid] - 1).abs().max() if valid.any() else sums.new_zeros(())
+    sums = probs.sum(1, dtype=torch.promote_types(probs.dtype, torch.float32))
+    error = torch.where(valid, (sums - 1).abs(), torch.zeros_like(sums))
+    if not torch.isfinite(error).all(): raise ValueError("probs contains NaN or inf at valid pixels")
+    if probs.min() < -tol: raise ValueError("probs has negative entries: pass softmax probabilities, not logits")
+    worst = error.max() if error.numel() else 0.0
     if worst > tol:
-        raise ValueError(f"probs must sum to 1 over dim 1 (classes); worst pixel is off by {worst.item():.3g} "
+        raise ValueError(f"probs must sum to 1 over dim 1 (classes); worst pixel is off by {float(worst):.3g} "
                          f"(tolerance {tol:.1g}); apply softmax to logits first")
 
-# %% ../nbs/02_residual_dispersion.ipynb #34905c30
+# %% ../nbs/02_residual_dispersion.ipynb #73437c32
 def check_probabilities(probs:torch.Tensor, # B×K×H×W softmax probabilities
                         valid:torch.Tensor, # B×H×W bool, True where the pixel counts
                        ):
@@ -48,12 +48,12 @@ def check_probabilities(probs:torch.Tensor, # B×K×H×W softmax probabilities
     _check_shapes(probs, valid)
     _check_simplex(probs, valid)
 
-# %% ../nbs/02_residual_dispersion.ipynb #dd4f786f
+# %% ../nbs/02_residual_dispersion.ipynb #301cc469
 def compute_dtype(dtype:torch.dtype) -> torch.dtype:
     "The dtype the features of `dtype` probabilities are computed in (at least float32)."
     return torch.promote_types(dtype, torch.float32)
 
-# %% ../nbs/02_residual_dispersion.ipynb #3c458665
+# %% ../nbs/02_residual_dispersion.ipynb #20c8ce46
 DISPERSIONS = ("reference", "exact")
 
 def residual_dispersion(probs:torch.Tensor, # B×K×… probabilities
@@ -62,22 +62,23 @@ def residual_dispersion(probs:torch.Tensor, # B×K×… probabilities
     "Variance of the K−1 residual probabilities around their mean (1−c)/(K−1)."
     if dispersion not in DISPERSIONS: raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
     K = probs.shape[1]
-    conf, label = probs.max(1, keepdim=True)
+    conf = probs.amax(1, keepdim=True)
     mean_residual = (1 - conf) / (K - 1)
-    deviation = probs - mean_residual
-    deviation.scatter_(1, label, 0.0)  # drop ŷ's own slot: only the K−1 residuals remain
-    squares = deviation.square().sum(1)
-    if dispersion == "reference": squares = squares + mean_residual.squeeze(1).square()
+    top = probs == conf
+    squares = (probs - mean_residual).masked_fill_(top, 0.0).square_().sum(1)
+    extra_ties = top.sum(1, dtype=torch.int16) - 1  # classes tied with ŷ at the top are residuals too
+    squares += extra_ties * (conf - mean_residual).squeeze(1).square()
+    if dispersion == "reference": squares += mean_residual.squeeze(1).square()
     return squares / (K - 1)
 
-# %% ../nbs/02_residual_dispersion.ipynb #cdd0b32f
+# %% ../nbs/02_residual_dispersion.ipynb #6536bfe0
 def dispersion_scale(conf:torch.Tensor, # max confidence c
                      num_classes:int,   # K
                      eps:float=EPS) -> torch.Tensor:
     "g(c) = (K−1)² / (2(1 − c + ε)): grows as c → 1."
     return (num_classes - 1) ** 2 / (2 * ((1 - conf).clamp_min(0) + eps))
 
-# %% ../nbs/02_residual_dispersion.ipynb #3b3bbb97
+# %% ../nbs/02_residual_dispersion.ipynb #1e5c0c6d
 def confidence_features(probs:torch.Tensor, # B×K×H×W softmax probabilities
                         valid:torch.Tensor, # B×H×W bool, False on padding
                         scale:float=1.0,    # a, the multiplier of r (CoVar tunes it; 1 in CSL)

@@ -8,18 +8,18 @@ __all__ = ['RANK_TOL', 'NO_PIXEL_MEAN', 'NO_PIXEL_VAR', 'kmeans_sdp', 'round_sdp
            'masked_statistics', 'CSLSelection', 'csl_select', 'csl_weights', 'threshold_weights',
            'reference_csl_weights']
 
-# %% ../nbs/01_convex_selector.ipynb #06eb4c7e
+# %% ../nbs/01_convex_selector.ipynb #99169cdf
 from typing import NamedTuple
 import numpy as np
 import torch
-import cvxpy as cp
 from .dispersion import EPS, check_probabilities, compute_dtype, confidence_features
 
-# %% ../nbs/01_convex_selector.ipynb #5782d75e
+# %% ../nbs/01_convex_selector.ipynb #6df6e056
 def kmeans_sdp(points:np.ndarray, # n×d points (e.g. pixels' (c, r) features)
                solver:str="CLARABEL", # any cvxpy SDP solver: CLARABEL or SCS
               ) -> np.ndarray:        # n×n solution Z
     "Solve the Peng–Wei SDP relaxation of 2-means on `points` with cvxpy."
+    import cvxpy as cp  # here, not at the top: it adds ~2 s to `import csl_nb`, and only this reference needs it
     points = np.asarray(points, dtype=np.float64)
     sq_dist = ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
     n = len(points)
@@ -28,7 +28,7 @@ def kmeans_sdp(points:np.ndarray, # n×d points (e.g. pixels' (c, r) features)
     cp.Problem(cp.Minimize(cp.sum(cp.multiply(sq_dist, Z))), constraints).solve(solver=solver)
     return Z.value
 
-# %% ../nbs/01_convex_selector.ipynb #dd5af725
+# %% ../nbs/01_convex_selector.ipynb #fd072ac0
 def round_sdp(Z:np.ndarray) -> np.ndarray:
     "Two-way partition (0/1 per point) read off an SDP solution `Z`."
     n = len(Z)
@@ -36,12 +36,12 @@ def round_sdp(Z:np.ndarray) -> np.ndarray:
     leading = vectors[:, -1]
     return (leading * np.sign(leading[0]) < 0).astype(np.int64)  # point 0 always in cluster 0
 
-# %% ../nbs/01_convex_selector.ipynb #32b5bdea
+# %% ../nbs/01_convex_selector.ipynb #bf97e741
 def sdp_two_means(points:np.ndarray, solver:str="CLARABEL") -> np.ndarray:
     "2-means partition of `points` (labels 0/1) from the convex relaxation."
     return round_sdp(kmeans_sdp(points, solver))
 
-# %% ../nbs/01_convex_selector.ipynb #ef7a6ab2
+# %% ../nbs/01_convex_selector.ipynb #f61ee3b0
 RANK_TOL = 1e-6  # s₂ ≤ RANK_TOL·s₁ counts as s₂ = 0: all pixels join cluster 0
 
 def spectral_two_means(features:torch.Tensor, # n×2 feature rows (c, r) of one image
@@ -51,7 +51,7 @@ def spectral_two_means(features:torch.Tensor, # n×2 feature rows (c, r) of one 
     if len(S) < 2 or S[1] <= RANK_TOL * S[0]: return torch.zeros(len(features), dtype=torch.long)
     return (U[:, 1].abs() > U[:, 0].abs()).long()
 
-# %% ../nbs/01_convex_selector.ipynb #24458b6b
+# %% ../nbs/01_convex_selector.ipynb #4d2470fe
 NO_PIXEL_MEAN, NO_PIXEL_VAR = (1.0, 0.0), (1.0, 1.0)
 
 def cluster_statistics(features:torch.Tensor, # n×2 feature rows of one image
@@ -65,7 +65,7 @@ def cluster_statistics(features:torch.Tensor, # n×2 feature rows of one image
     var = reliable.var(0) if len(reliable) > 1 else features.new_zeros(2)
     return reliable.mean(0), var
 
-# %% ../nbs/01_convex_selector.ipynb #0e2071b1
+# %% ../nbs/01_convex_selector.ipynb #9d0afb84
 def soft_weights(conf:torch.Tensor, disp:torch.Tensor, # B×… features
                  valid:torch.Tensor,                   # B×… bool
                  mean:torch.Tensor, var:torch.Tensor,  # B×2 reliable-cluster statistics (c, r)
@@ -78,53 +78,52 @@ def soft_weights(conf:torch.Tensor, disp:torch.Tensor, # B×… features
     w = torch.where((z_conf > 0) | (z_disp > 0), torch.ones_like(falloff), falloff)
     return torch.where(valid, w, torch.zeros_like(w))
 
-# %% ../nbs/01_convex_selector.ipynb #1bb8a6d5
-def _stat_dtype(device:torch.device) -> torch.dtype:
-    "float64 for the per-pixel selection, where the device has it."
-    return torch.float32 if device.type == "mps" else torch.float64
+# %% ../nbs/01_convex_selector.ipynb #7fd4c532
+def _image_sum(x:torch.Tensor) -> torch.Tensor:
+    "Per-image sum of a B×H×W tensor, accumulated in float64 where the device has it."
+    return x.flatten(1).sum(1, dtype=torch.float32 if x.device.type == "mps" else torch.float64)
 
-def _masked_sum(x:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
-    "Per-image sum of `x` over `mask` (B×H×W → B)."
-    return torch.where(mask, x, torch.zeros_like(x)).flatten(1).sum(1)
+def _per_image(stat:torch.Tensor, like:torch.Tensor) -> torch.Tensor:
+    "A per-image value (B) shaped and typed to broadcast against B×H×W `like`."
+    return stat.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
-# %% ../nbs/01_convex_selector.ipynb #fd4ee245
-def spectral_axes(conf:torch.Tensor, disp:torch.Tensor, valid:torch.Tensor) -> tuple:
-    "Right singular vectors V (B×2×2, columns by decreasing s) and singular values S (B×2) of each image's F."
-    sums = [_masked_sum(a * b, valid) for a, b in ((conf, conf), (conf, disp), (disp, disp))]
-    gram = torch.stack([sums[0], sums[1], sums[1], sums[2]], -1).view(-1, 2, 2)
-    eigenvalues, vectors = torch.linalg.eigh(gram)
+# %% ../nbs/01_convex_selector.ipynb #f7057039
+def spectral_axes(conf:torch.Tensor, disp:torch.Tensor) -> tuple:
+    "Right singular vectors V (B×2×2, columns by decreasing s) and singular values S (B×2) of each image's F (zero-filled features)."
+    cc, cr, rr = _image_sum(conf * conf), _image_sum(conf * disp), _image_sum(disp * disp)
+    eigenvalues, vectors = torch.linalg.eigh(torch.stack([cc, cr, cr, rr], -1).view(-1, 2, 2))
     return vectors.flip(-1), eigenvalues.flip(-1).clamp_min(0).sqrt()
 
-# %% ../nbs/01_convex_selector.ipynb #36a883f1
+# %% ../nbs/01_convex_selector.ipynb #9ac77419
 def spectral_clusters(conf:torch.Tensor, disp:torch.Tensor, valid:torch.Tensor,
                       axes:torch.Tensor, singular:torch.Tensor) -> torch.Tensor:
     "Batched argmax_j |U_ij|: True where a pixel joins cluster 1 (never for rank-1 or invalid)."
-    shape = (-1, 1, 1)
-    project = lambda j: (conf * axes[:, 0, j].view(shape) + disp * axes[:, 1, j].view(shape)).abs()
-    second = project(1) * singular[:, 0].view(shape) > project(0) * singular[:, 1].view(shape)
-    full_rank = singular[:, 1] > RANK_TOL * singular[:, 0]
-    return second & full_rank.view(shape) & valid
+    weight = lambda i, j: _per_image(axes[:, i, j], conf)
+    first = (conf * weight(0, 0) + disp * weight(1, 0)).abs_().mul_(_per_image(singular[:, 1], conf))
+    second = (conf * weight(0, 1) + disp * weight(1, 1)).abs_().mul_(_per_image(singular[:, 0], conf))
+    full_rank = _per_image(singular[:, 1] > RANK_TOL * singular[:, 0], valid)
+    return (second > first) & full_rank & valid
 
-# %% ../nbs/01_convex_selector.ipynb #39665a07
+# %% ../nbs/01_convex_selector.ipynb #c4de45c2
 def reliable_cluster(conf:torch.Tensor, valid:torch.Tensor, second:torch.Tensor) -> torch.Tensor:
-    "Mask of each image's reliable cluster: the one (of `second` / not) with the larger mean c."
-    means = [_masked_sum(conf, m) / _masked_sum(torch.ones_like(conf), m).clamp_min(1)
-             for m in (valid & ~second, second)]
-    pick_second = (means[1] > means[0]).view(-1, 1, 1)
-    return torch.where(pick_second, second, valid & ~second)
+    "Mask of each image's reliable cluster: the one (`second` or the rest) with the larger mean c."
+    count, total = _image_sum(valid), _image_sum(conf)
+    count_2, total_2 = _image_sum(second), _image_sum(conf * second)
+    mean_1, mean_2 = (total - total_2) / (count - count_2).clamp_min(1), total_2 / count_2.clamp_min(1)
+    return torch.where(_per_image(mean_2 > mean_1, valid), second, valid & ~second)
 
-# %% ../nbs/01_convex_selector.ipynb #8ecac61d
+# %% ../nbs/01_convex_selector.ipynb #c0bc5d82
 def masked_statistics(conf:torch.Tensor, disp:torch.Tensor, mask:torch.Tensor) -> tuple:
     "Per-image mean and unbiased variance (B×2 each) of (c, r) over `mask`, with METHOD.md's corner cases."
-    count = _masked_sum(torch.ones_like(conf), mask)
-    mean = torch.stack([_masked_sum(x, mask) / count.clamp_min(1) for x in (conf, disp)], -1)
-    centred = [(x - mean[:, i].view(-1, 1, 1)).square() for i, x in enumerate((conf, disp))]
-    var = torch.stack([_masked_sum(x, mask) for x in centred], -1) / (count - 1).clamp_min(1).unsqueeze(-1)
+    count = _image_sum(mask)
+    mean = torch.stack([_image_sum(x * mask) / count.clamp_min(1) for x in (conf, disp)], -1)
+    spread = [_image_sum((x - _per_image(mean[:, i], x)).square_() * mask) for i, x in enumerate((conf, disp))]
+    var = torch.stack(spread, -1) / (count - 1).clamp_min(1).unsqueeze(-1)
     empty = (count == 0).unsqueeze(-1)
     mean = torch.where(empty, mean.new_tensor(NO_PIXEL_MEAN), mean)
     return mean, torch.where(empty, var.new_tensor(NO_PIXEL_VAR), var)
 
-# %% ../nbs/01_convex_selector.ipynb #a24feb1f
+# %% ../nbs/01_convex_selector.ipynb #00b7cd05
 class CSLSelection(NamedTuple):
     "Everything CSL's selection computes for a batch (B×H×W tensors unless stated)."
     weights: torch.Tensor   # soft weight w, 0 on invalid pixels
@@ -137,7 +136,7 @@ class CSLSelection(NamedTuple):
     axes: torch.Tensor      # B×2×2 right singular vectors of F
     singular: torch.Tensor  # B×2 singular values of F
 
-# %% ../nbs/01_convex_selector.ipynb #96f981c8
+# %% ../nbs/01_convex_selector.ipynb #5b47ab18
 def csl_select(probs:torch.Tensor, # B×K×H×W softmax probabilities
                valid:torch.Tensor, # B×H×W bool, False on padding
                alpha:float=8.0,    # fall-off of the soft weights
@@ -147,14 +146,14 @@ def csl_select(probs:torch.Tensor, # B×K×H×W softmax probabilities
               ) -> CSLSelection:
     "CSL's pseudo-label selection for a batch: features, per-image separation, soft weights."
     conf, disp = confidence_features(probs, valid, scale, dispersion, validate)
-    c, r = conf.to(_stat_dtype(conf.device)), disp.to(_stat_dtype(conf.device))
-    axes, singular = spectral_axes(c, r, valid)
+    c, r = conf.nan_to_num(0.0), disp.nan_to_num(0.0)  # invalid pixels: NaN → 0, so sums need no mask
+    axes, singular = spectral_axes(c, r)
     cluster = reliable_cluster(c, valid, spectral_clusters(c, r, valid, axes, singular))
     mean, var = masked_statistics(c, r, cluster)
-    weights = soft_weights(c, r, valid, mean, var, alpha).to(conf.dtype)
+    weights = soft_weights(c, r, valid, mean.to(c.dtype), var.to(c.dtype), alpha)
     return CSLSelection(weights, (weights == 1) & valid, conf, disp, cluster, mean, var, axes, singular)
 
-# %% ../nbs/01_convex_selector.ipynb #b469dac5
+# %% ../nbs/01_convex_selector.ipynb #a3e6cc27
 def csl_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities (any float dtype, CPU or GPU)
                 valid:torch.Tensor, # B×H×W bool, False on padding
                 alpha:float=8.0, scale:float=1.0, dispersion:str="reference",
@@ -162,7 +161,7 @@ def csl_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities (any floa
     "CSL's soft pseudo-label weights (METHOD.md §1–3)."
     return csl_select(probs, valid, alpha, scale, dispersion).weights
 
-# %% ../nbs/01_convex_selector.ipynb #b2df8e67
+# %% ../nbs/01_convex_selector.ipynb #08c2cc88
 def threshold_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities
                       valid:torch.Tensor, # B×H×W bool
                       tau:float=0.95,     # confidence threshold
@@ -172,7 +171,7 @@ def threshold_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities
     conf = probs.amax(1).to(compute_dtype(probs.dtype))
     return ((conf >= tau) & valid).to(conf.dtype)
 
-# %% ../nbs/01_convex_selector.ipynb #e899ea6f
+# %% ../nbs/01_convex_selector.ipynb #3b2f8348
 def _reference_features(p:torch.Tensor, scale:float, dispersion:str) -> torch.Tensor:
     "n×2 rows (c, r) of an n×K float64 probability matrix, straight from METHOD.md §1."
     n, K = p.shape
@@ -185,7 +184,7 @@ def _reference_features(p:torch.Tensor, scale:float, dispersion:str) -> torch.Te
     disp = (residuals - mean_residual[:, None]).square().sum(1) / (K - 1)
     return torch.stack([conf, scale * (K - 1) ** 2 / (2 * (1 - conf + EPS)) * disp], 1)
 
-# %% ../nbs/01_convex_selector.ipynb #b026efbd
+# %% ../nbs/01_convex_selector.ipynb #02a86375
 def reference_csl_weights(probs:torch.Tensor, valid:torch.Tensor, alpha:float=8.0, scale:float=1.0,
                           dispersion:str="reference") -> torch.Tensor:
     "CSL weights one image at a time, in float64, as a direct transcription of METHOD.md (slow; the oracle)."

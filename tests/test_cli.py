@@ -1,0 +1,102 @@
+"""End-to-end runs of the `csl_nb` command in a subprocess, and its answers to bad input."""
+import json, subprocess, sys
+import numpy as np
+import pytest
+import torch
+
+import csl_nb
+
+
+def run(*args, cwd=None):
+    "Run the installed `csl_nb` command with ARGS, as a user would; return the completed process."
+    return subprocess.run(["csl_nb", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def probs_file(tmp_path):
+    probs = torch.softmax(4 * torch.randn(3, 6, 20, 28, generator=torch.Generator().manual_seed(0)), 1)
+    path = tmp_path / "probs.pt"
+    torch.save(probs, path)
+    return path, probs
+
+
+def test_version():
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"csl_nb {csl_nb.__version__}"
+
+
+def test_select_writes_weights_that_match_the_library(probs_file, tmp_path):
+    path, probs = probs_file
+    valid = torch.ones(3, 20, 28, dtype=torch.bool)
+    valid[:, :, -5:] = False
+    torch.save(valid, tmp_path / "valid.pt")
+    done = run("select", path, "--out", tmp_path / "out", "--valid", tmp_path / "valid.pt", "--image", 2)
+    assert done.returncode == 0, done.stderr
+    weights = torch.load(tmp_path / "out" / "weights.pt")
+    torch.testing.assert_close(weights, csl_nb.csl_weights(probs, valid))
+    assert torch.equal(torch.load(tmp_path / "out" / "reliable.pt"), (weights == 1) & valid)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["images"] == 3 and summary["valid_pixels"] == int(valid.sum())
+    assert (tmp_path / "out" / "selection.png").stat().st_size > 10_000
+
+
+def test_select_numpy_in_numpy_out(tmp_path):
+    probs = torch.softmax(torch.randn(1, 4, 10, 10, dtype=torch.float64), 1)
+    np.save(tmp_path / "p.npy", probs.numpy())
+    done = run("select", tmp_path / "p.npy", "--out", tmp_path / "o", "--alpha", 2, "--scale", 0.5, "--dispersion", "exact")
+    assert done.returncode == 0, done.stderr
+    expected = csl_nb.csl_weights(probs, torch.ones(1, 10, 10, dtype=torch.bool), alpha=2, scale=0.5, dispersion="exact")
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "weights.npy"), expected.numpy())
+
+
+def test_demo_writes_tables_and_figure(tmp_path):
+    done = run("demo", "--out", tmp_path / "demo")
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "demo" / "overlap.md").read_text()
+    assert "calibrated predictor" in report and "overconfident predictor" in report and "AUROC" in report
+    assert (tmp_path / "demo" / "overview.png").stat().st_size > 10_000
+
+
+def corrupt(tmp_path):
+    path = tmp_path / "corrupt.pt"
+    path.write_bytes(b"\x80\x02 this is not a checkpoint")
+    return path
+
+
+def saved(tmp_path, name, value):
+    path = tmp_path / name
+    torch.save(value, path)
+    return path
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda t: t / "missing.pt", "no such file"),
+    (corrupt, "cannot read it as a tensor file"),
+    (lambda t: saved(t, "logits.pt", torch.randn(2, 5, 8, 8)), "softmax"),
+    (lambda t: saved(t, "unnormalised.pt", torch.rand(2, 5, 8, 8)), "sum to 1"),
+    (lambda t: saved(t, "nan.pt", torch.full((2, 5, 8, 8), float("nan"))), "NaN"),
+    (lambda t: saved(t, "flat.pt", torch.rand(5, 8)), "B×K×H×W"),
+    (lambda t: saved(t, "one_class.pt", torch.ones(2, 1, 8, 8)), "K ≥ 2"),
+    (lambda t: saved(t, "ints.pt", torch.ones(2, 3, 8, 8, dtype=torch.long)), "floating point"),
+    (lambda t: saved(t, "a_list.pt", {"something": 1}), "not a tensor"),
+])
+def test_select_rejects_bad_probabilities(tmp_path, make_input, message):
+    done = run("select", make_input(tmp_path), "--out", tmp_path / "out")
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "weights.pt").exists()
+
+
+@pytest.mark.parametrize("valid, message", [
+    (torch.ones(3, 20, 27, dtype=torch.bool), "shape"),
+    (torch.full((3, 20, 28), 2.0), "0/1"),
+])
+def test_select_rejects_bad_valid_mask(probs_file, tmp_path, valid, message):
+    path, _ = probs_file
+    done = run("select", path, "--out", tmp_path / "out", "--valid", saved(tmp_path, "valid.pt", valid))
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_benchmark_module_has_a_cli():
+    done = subprocess.run([sys.executable, "-m", "csl_nb.bench", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "selector" in done.stdout
