@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['TENSOR_SUFFIXES', 'load_tensor', 'save_like', 'load_selection_inputs', 'selection_summary', 'run_select',
-           'overview_figure', 'run_demo', 'build_parser', 'main']
+           'overview_figure', 'run_demo', 'parse_overrides', 'run_train', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #9a3746f6
+# %% ../nbs/90_cli.ipynb #02bb1310
 import argparse, json, sys
 from pathlib import Path
 import numpy as np
@@ -20,8 +20,9 @@ from .selector import csl_select, threshold_weights
 from .overlap import (synthetic_predictions, pixel_table, threshold_report, format_report, separability_report,
                             plot_confidence_histograms, plot_selection)
 from .bench import use_all_cores, bench_selector, format_rows
+from .train import train, load_config, CheckpointError, TrainingDiverged
 
-# %% ../nbs/90_cli.ipynb #91b2e148
+# %% ../nbs/90_cli.ipynb #2f37094a
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
 
 def load_tensor(path:Path, key:str="probs") -> torch.Tensor:
@@ -42,7 +43,7 @@ def save_like(tensor:torch.Tensor, path:Path):
     if path.suffix == ".npy": np.save(path, tensor.cpu().numpy())
     else: torch.save(tensor.cpu(), path)
 
-# %% ../nbs/90_cli.ipynb #4becc759
+# %% ../nbs/90_cli.ipynb #034ff2d3
 def load_selection_inputs(probs_path:Path, valid_path:Path=None) -> tuple:
     "Probabilities as B×K×H×W float and the valid mask as B×H×W bool, from files."
     probs = load_tensor(probs_path)
@@ -56,7 +57,7 @@ def load_selection_inputs(probs_path:Path, valid_path:Path=None) -> tuple:
         valid = valid.bool()
     return probs, valid
 
-# %% ../nbs/90_cli.ipynb #a9aaed4f
+# %% ../nbs/90_cli.ipynb #2f6c7c5c
 def selection_summary(probs:torch.Tensor, valid:torch.Tensor, selection, tau:float) -> dict:
     "Per-image and overall figures of a CSL selection, with the fixed threshold beside it."
     threshold = threshold_weights(probs, valid, tau)
@@ -67,7 +68,7 @@ def selection_summary(probs:torch.Tensor, valid:torch.Tensor, selection, tau:flo
                 threshold=tau, threshold_fraction=per_image(threshold), cluster_mean=selection.mean.tolist(),
                 cluster_var=selection.var.tolist())
 
-# %% ../nbs/90_cli.ipynb #942aa28e
+# %% ../nbs/90_cli.ipynb #826853d3
 def run_select(args) -> dict:
     "The `select` subcommand: weights, reliable mask, summary and picture for a probability file."
     probs, valid = load_selection_inputs(args.probs, args.valid)
@@ -82,7 +83,7 @@ def run_select(args) -> dict:
     ax.figure.savefig(out/"selection.png", dpi=120, bbox_inches="tight"); plt.close(ax.figure)
     return summary
 
-# %% ../nbs/90_cli.ipynb #e3fc9c04
+# %% ../nbs/90_cli.ipynb #954c1b6c
 def overview_figure(sp) -> plt.Figure:
     "Histograms for both synthetic predictors and one image's selection: the README picture."
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
@@ -108,7 +109,27 @@ def run_demo(args) -> str:
     fig = overview_figure(sp); fig.savefig(out/"overview.png", dpi=110, bbox_inches="tight"); plt.close(fig)
     return report
 
-# %% ../nbs/90_cli.ipynb #dc8029b3
+# %% ../nbs/90_cli.ipynb #220c563e
+def parse_overrides(pairs:list) -> dict:
+    "KEY=VALUE strings as a dict, values parsed as YAML."
+    import yaml
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key: raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+def run_train(args) -> dict:
+    "The `train` subcommand."
+    overrides = parse_overrides(args.set)
+    if args.method: overrides["method"] = args.method
+    if args.out: overrides["out"] = str(args.out)
+    cfg = load_config(args.config, overrides)
+    record = train(cfg, resume=args.resume)
+    return dict(epoch=record["epoch"], miou=record["val"]["miou"], losses=record["losses"])
+
+# %% ../nbs/90_cli.ipynb #22d3a98f
 def build_parser() -> argparse.ArgumentParser:
     "The `csl_nb` argument parser with its subcommands."
     parser = argparse.ArgumentParser(prog="csl_nb", description="Confidence Separable Learning (CSL), as a library and tools.")
@@ -127,9 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     demo.add_argument("--seed", type=int, default=0)
     commands.add_parser("bench-selector", help="time the batched selector against the per-image reference")
+    trainer = commands.add_parser("train", help="train supervised, threshold or CSL (torchrun for several processes)")
+    trainer.add_argument("--config", required=True, help="YAML file, or a shipped config: embedded, pascal_classic, pascal_blended, cityscapes, coco")
+    trainer.add_argument("--method", choices=["csl", "threshold", "supervised"], help="override the config's method")
+    trainer.add_argument("--out", type=Path, help="run folder (default runs/DATASET-METHOD)")
+    trainer.add_argument("--resume", action="store_true", help="continue the run in the out folder from its last.pt")
+    trainer.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. epochs=2 augment.crop=64")
     return parser
 
-# %% ../nbs/90_cli.ipynb #d44754f8
+# %% ../nbs/90_cli.ipynb #503496b2
 def main(argv=None):
     "Entry point of the `csl_nb` command."
     parser = build_parser()
@@ -139,5 +166,10 @@ def main(argv=None):
         if args.command == "select": print(json.dumps(run_select(args), indent=1)); print(f"wrote {args.out}")
         elif args.command == "demo": print(run_demo(args)); print(f"wrote {args.out}/overlap.md and {args.out}/overview.png")
         elif args.command == "bench-selector": print(format_rows(bench_selector()))
-    except (ValueError, TypeError, FileNotFoundError) as error:  # bad input: one clear line, exit status 2
+        elif args.command == "train": print(json.dumps(run_train(args)))
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, TrainingDiverged) as error:  # bad input: one line, status 2
         parser.exit(2, f"csl_nb {args.command}: error: {error}\n")
+
+# %% ../nbs/90_cli.ipynb #660d6392
+#| eval: false
+if __name__ == "__main__": main()
