@@ -6,12 +6,12 @@
 __all__ = ['PAPER_SHAPES', 'random_probabilities', 'time_call', 'bench_selector', 'format_rows', 'bench_step', 'format_step_rows',
            'use_all_cores', 'main']
 
-# %% ../nbs/91_bench.ipynb #03d09ade
+# %% ../nbs/91_bench.ipynb #566f3247
 import argparse, os, statistics, time
 import torch
 from .selector import csl_weights, reference_csl_weights
 
-# %% ../nbs/91_bench.ipynb #604f8d1d
+# %% ../nbs/91_bench.ipynb #f6d7a4c6
 PAPER_SHAPES = {"pascal": (8, 21, 321, 321), "cityscapes": (2, 19, 801, 801)}
 
 def random_probabilities(shape:tuple, seed:int=0, device:str="cpu", sharpness:float=3.0) -> torch.Tensor:
@@ -20,7 +20,7 @@ def random_probabilities(shape:tuple, seed:int=0, device:str="cpu", sharpness:fl
     logits = torch.nn.functional.avg_pool2d(torch.randn(shape, generator=g), 5, 1, 2) * 5 * sharpness
     return torch.softmax(logits, 1).to(device)
 
-# %% ../nbs/91_bench.ipynb #6f7b65b1
+# %% ../nbs/91_bench.ipynb #8af05f5e
 def time_call(fn, repeats:int=3, warmup:int=1) -> float:
     "Median wall time of `fn()` in seconds, after `warmup` calls (synchronising CUDA)."
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
@@ -31,7 +31,7 @@ def time_call(fn, repeats:int=3, warmup:int=1) -> float:
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
-# %% ../nbs/91_bench.ipynb #3e7bc360
+# %% ../nbs/91_bench.ipynb #2627feab
 def bench_selector(shapes:dict=PAPER_SHAPES, device:str="cpu", repeats:int=3, reference_repeats:int=1) -> list:
     "Seconds of the batched selector and of the per-image reference at each shape, and their ratio."
     rows = []
@@ -50,7 +50,7 @@ def format_rows(rows:list) -> str:
     lines += [f"{r['name']:<11}{r['shape']:<17}{r['device']:<7}{r['batched_s']:>10.3f}{r['reference_s']:>13.3f}{r['speedup']:>8.1f}×" for r in rows]
     return "\n".join(lines)
 
-# %% ../nbs/91_bench.ipynb #5cec020d
+# %% ../nbs/91_bench.ipynb #fa508ae3
 def bench_step(config:str="embedded", steps:int=20, warmup:int=3, methods=("csl", "threshold"), overrides:dict=None) -> list:
     "Seconds per training step and the selector's share of it, for each method, on one config."
     import resource
@@ -81,10 +81,12 @@ def format_step_rows(rows:list) -> str:
     lines += [f"{r['method']:<10}{r['batch']:>6}{r['seconds_per_step']:>9.3f}{r['selector_seconds']:>12.4f}{r['selector_share']:>15.1%}{r['peak_rss_mb']:>13.0f}" for r in rows]
     return "\n".join(lines)
 
-# %% ../nbs/91_bench.ipynb #943e4d32
+# %% ../nbs/91_bench.ipynb #eeb6310f
 def use_all_cores():
-    "Let torch use every core this process may run on."
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    "Let torch use this process's share of the cores: OMP_NUM_THREADS if set, else the cores divided among torchrun's local ranks."
+    if os.environ.get("OMP_NUM_THREADS"): return torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))  # oversubscribed threads slow every rank
 
 def main(argv=None):
     "Entry point of `python -m csl_nb.bench selector`."
@@ -100,6 +102,6 @@ def main(argv=None):
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices: print(format_rows(bench_selector(device=device, repeats=args.repeats)))
 
-# %% ../nbs/91_bench.ipynb #430832e7
+# %% ../nbs/91_bench.ipynb #b3511e19
 #| eval: false
 if __name__ == "__main__": main()

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['TENSOR_SUFFIXES', 'load_tensor', 'save_like', 'load_selection_inputs', 'selection_summary', 'run_select',
-           'overview_figure', 'run_demo', 'parse_overrides', 'run_train', 'build_parser', 'main']
+           'overview_figure', 'run_selector_demo', 'parse_overrides', 'run_train', 'build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #02bb1310
+# %% ../nbs/90_cli.ipynb #1fd1dbed
 import argparse, json, sys
 from pathlib import Path
 import numpy as np
@@ -21,8 +21,9 @@ from .overlap import (synthetic_predictions, pixel_table, threshold_report, form
                             plot_confidence_histograms, plot_selection)
 from .bench import use_all_cores, bench_selector, format_rows
 from .train import train, load_config, CheckpointError, TrainingDiverged
+from .benchmark import demo, bench, reproduce, evaluate_checkpoint, format_iou_table, results_markdown, TABLES
 
-# %% ../nbs/90_cli.ipynb #2f37094a
+# %% ../nbs/90_cli.ipynb #50eb5ac6
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
 
 def load_tensor(path:Path, key:str="probs") -> torch.Tensor:
@@ -43,7 +44,7 @@ def save_like(tensor:torch.Tensor, path:Path):
     if path.suffix == ".npy": np.save(path, tensor.cpu().numpy())
     else: torch.save(tensor.cpu(), path)
 
-# %% ../nbs/90_cli.ipynb #034ff2d3
+# %% ../nbs/90_cli.ipynb #bba549db
 def load_selection_inputs(probs_path:Path, valid_path:Path=None) -> tuple:
     "Probabilities as B×K×H×W float and the valid mask as B×H×W bool, from files."
     probs = load_tensor(probs_path)
@@ -57,7 +58,7 @@ def load_selection_inputs(probs_path:Path, valid_path:Path=None) -> tuple:
         valid = valid.bool()
     return probs, valid
 
-# %% ../nbs/90_cli.ipynb #2f6c7c5c
+# %% ../nbs/90_cli.ipynb #ab88e8df
 def selection_summary(probs:torch.Tensor, valid:torch.Tensor, selection, tau:float) -> dict:
     "Per-image and overall figures of a CSL selection, with the fixed threshold beside it."
     threshold = threshold_weights(probs, valid, tau)
@@ -68,7 +69,7 @@ def selection_summary(probs:torch.Tensor, valid:torch.Tensor, selection, tau:flo
                 threshold=tau, threshold_fraction=per_image(threshold), cluster_mean=selection.mean.tolist(),
                 cluster_var=selection.var.tolist())
 
-# %% ../nbs/90_cli.ipynb #826853d3
+# %% ../nbs/90_cli.ipynb #ce71de70
 def run_select(args) -> dict:
     "The `select` subcommand: weights, reliable mask, summary and picture for a probability file."
     probs, valid = load_selection_inputs(args.probs, args.valid)
@@ -83,7 +84,7 @@ def run_select(args) -> dict:
     ax.figure.savefig(out/"selection.png", dpi=120, bbox_inches="tight"); plt.close(ax.figure)
     return summary
 
-# %% ../nbs/90_cli.ipynb #954c1b6c
+# %% ../nbs/90_cli.ipynb #65e3ce0f
 def overview_figure(sp) -> plt.Figure:
     "Histograms for both synthetic predictors and one image's selection: the README picture."
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
@@ -94,8 +95,8 @@ def overview_figure(sp) -> plt.Figure:
     fig.tight_layout()
     return fig
 
-def run_demo(args) -> str:
-    "The `demo` subcommand: overlap tables and figures of the synthetic predictors."
+def run_selector_demo(args) -> str:
+    "The `selector-demo` subcommand: overlap tables and figures of the synthetic predictors."
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     sp = synthetic_predictions(seed=args.seed)
     lines = []
@@ -109,7 +110,7 @@ def run_demo(args) -> str:
     fig = overview_figure(sp); fig.savefig(out/"overview.png", dpi=110, bbox_inches="tight"); plt.close(fig)
     return report
 
-# %% ../nbs/90_cli.ipynb #220c563e
+# %% ../nbs/90_cli.ipynb #f9160bea
 def parse_overrides(pairs:list) -> dict:
     "KEY=VALUE strings as a dict, values parsed as YAML."
     import yaml
@@ -129,7 +130,7 @@ def run_train(args) -> dict:
     record = train(cfg, resume=args.resume)
     return dict(epoch=record["epoch"], miou=record["val"]["miou"], losses=record["losses"])
 
-# %% ../nbs/90_cli.ipynb #22d3a98f
+# %% ../nbs/90_cli.ipynb #6ace8433
 def build_parser() -> argparse.ArgumentParser:
     "The `csl_nb` argument parser with its subcommands."
     parser = argparse.ArgumentParser(prog="csl_nb", description="Confidence Separable Learning (CSL), as a library and tools.")
@@ -144,9 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--dispersion", choices=DISPERSIONS, default="reference", help="residual dispersion form")
     select.add_argument("--tau", type=float, default=0.95, help="fixed threshold reported beside CSL (default 0.95)")
     select.add_argument("--image", type=int, default=0, help="which image to draw (default 0)")
-    demo = commands.add_parser("demo", help="the selector demo on synthetic predictions")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    demo.add_argument("--seed", type=int, default=0)
+    selector_demo = commands.add_parser("selector-demo", help="the selector on synthetic predictions (no training)")
+    selector_demo.add_argument("--out", type=Path, default=Path("runs/selector-demo"), help="output folder (default runs/selector-demo)")
+    selector_demo.add_argument("--seed", type=int, default=0)
+    demo_parser = commands.add_parser("demo", help="the embedded benchmark: four variants trained alike, compared (minutes on a CPU)")
+    demo_parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override the demo's budget or config, e.g. epochs=8")
+    bench_parser = commands.add_parser("bench", help="the embedded benchmark for several seeds, mean ± std")
+    bench_parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    bench_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    bench_parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override the budget or config (default epochs=6 iters_per_epoch=60)")
+    evaluate_parser = commands.add_parser("evaluate", help="per-class IoU of a checkpoint on its val set")
+    evaluate_parser.add_argument("--checkpoint", type=Path, required=True)
+    evaluate_parser.add_argument("--mode", choices=["whole", "sliding"], help="inference mode (default: the checkpoint's config)")
+    evaluate_parser.add_argument("--data-root", help="data folder, if it moved since training")
+    reproduce_parser = commands.add_parser("reproduce", help="data check, commands and table for one of the paper's tables")
+    reproduce_parser.add_argument("table", choices=sorted(TABLES))
+    reproduce_parser.add_argument("--data-root", required=True, help="the prepared data folder")
+    reproduce_parser.add_argument("--runs", default="runs", help="where the table's runs are (default runs)")
+    reproduce_parser.add_argument("--method", default="csl", choices=["csl", "threshold", "supervised"])
+    reproduce_parser.add_argument("--published", type=Path, help="your copy of published.yaml (default: the shipped one)")
     commands.add_parser("bench-selector", help="time the batched selector against the per-image reference")
     trainer = commands.add_parser("train", help="train supervised, threshold or CSL (torchrun for several processes)")
     trainer.add_argument("--config", required=True, help="YAML file, or a shipped config: embedded, pascal_classic, pascal_blended, cityscapes, coco")
@@ -156,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. epochs=2 augment.crop=64")
     return parser
 
-# %% ../nbs/90_cli.ipynb #503496b2
+# %% ../nbs/90_cli.ipynb #0473112d
 def main(argv=None):
     "Entry point of the `csl_nb` command."
     parser = build_parser()
@@ -164,12 +183,21 @@ def main(argv=None):
     use_all_cores()
     try:
         if args.command == "select": print(json.dumps(run_select(args), indent=1)); print(f"wrote {args.out}")
-        elif args.command == "demo": print(run_demo(args)); print(f"wrote {args.out}/overlap.md and {args.out}/overview.png")
+        elif args.command == "selector-demo": print(run_selector_demo(args)); print(f"wrote {args.out}/overlap.md and {args.out}/overview.png")
+        elif args.command == "demo":
+            from csl_nb.benchmark import DEMO_BUDGET
+            print(results_markdown(demo(args.out, args.seed, {**DEMO_BUDGET, **parse_overrides(args.set)})))
+            print(f"wrote {args.out}: results.md, results.csv, curves.png, overlap.png, selection.png, qualitative.png")
+        elif args.command == "bench": print(bench(args.out, tuple(args.seeds), {"epochs": 6, "iters_per_epoch": 60, **parse_overrides(args.set)}))
+        elif args.command == "evaluate": print(format_iou_table(evaluate_checkpoint(args.checkpoint, args.mode, args.data_root)))
+        elif args.command == "reproduce":
+            from csl_nb.benchmark import PUBLISHED
+            print(reproduce(args.table, args.data_root, args.runs, args.method, args.published or PUBLISHED))
         elif args.command == "bench-selector": print(format_rows(bench_selector()))
         elif args.command == "train": print(json.dumps(run_train(args)))
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, TrainingDiverged) as error:  # bad input: one line, status 2
         parser.exit(2, f"csl_nb {args.command}: error: {error}\n")
 
-# %% ../nbs/90_cli.ipynb #660d6392
+# %% ../nbs/90_cli.ipynb #31f07520
 #| eval: false
 if __name__ == "__main__": main()

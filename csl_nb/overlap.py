@@ -7,7 +7,7 @@ __all__ = ['IGNORE_INDEX', 'TAUS', 'SyntheticPredictions', 'synthetic_prediction
            'threshold_report', 'format_report', 'plot_confidence_histograms', 'separability', 'separability_report',
            'plot_feature_scatter', 'plot_selection', 'partition_disagreement', 'sdp_disagreement']
 
-# %% ../nbs/00_confidence_overlap.ipynb #6e896f88
+# %% ../nbs/00_confidence_overlap.ipynb #0a3333bc
 from typing import NamedTuple
 import numpy as np
 import torch
@@ -17,14 +17,14 @@ from sklearn.metrics import roc_auc_score
 from .dispersion import confidence_features
 from .selector import csl_select, soft_weights, sdp_two_means, spectral_two_means
 
-# %% ../nbs/00_confidence_overlap.ipynb #94fbad50
+# %% ../nbs/00_confidence_overlap.ipynb #4a1efb59
 class SyntheticPredictions(NamedTuple):
     "Probability maps of two predictors that share their argmax, and the ground truth drawn from the calibrated one."
     calibrated: torch.Tensor     # B×K×H×W
     overconfident: torch.Tensor  # B×K×H×W, softmax(T·logits)
     target: torch.Tensor         # B×H×W ground truth
 
-# %% ../nbs/00_confidence_overlap.ipynb #1df67e69
+# %% ../nbs/00_confidence_overlap.ipynb #60755d2a
 def _region_classes(batch, classes, size, regions, generator):
     "B×H×W class mosaic: a Voronoi partition with a random class per region."
     seeds = torch.rand(batch, regions, 2, generator=generator) * size
@@ -39,7 +39,7 @@ def _smooth_noise(shape, generator, width=9):
     noise = F.avg_pool2d(torch.randn(shape, generator=generator), width, 1, width // 2, count_include_pad=False)
     return noise / noise.std()
 
-# %% ../nbs/00_confidence_overlap.ipynb #5aaca476
+# %% ../nbs/00_confidence_overlap.ipynb #d1e63ab3
 def synthetic_predictions(batch:int=4, classes:int=8, size:int=48, regions:int=6,
                           evidence:float=4.0, confusion:float=3.0, noise:float=1.0,
                           sharpen:float=3.0, seed:int=0) -> SyntheticPredictions:
@@ -54,7 +54,7 @@ def synthetic_predictions(batch:int=4, classes:int=8, size:int=48, regions:int=6
     target = torch.multinomial(calibrated.permute(0, 2, 3, 1).reshape(-1, classes), 1, generator=g).view(batch, size, size)
     return SyntheticPredictions(calibrated, torch.softmax(sharpen * logits, 1), target)
 
-# %% ../nbs/00_confidence_overlap.ipynb #f331e7f8
+# %% ../nbs/00_confidence_overlap.ipynb #0b1fd209
 IGNORE_INDEX = 255
 
 class PixelTable(NamedTuple):
@@ -75,7 +75,7 @@ def pixel_table(probs:torch.Tensor,  # B×K×H×W softmax probabilities
     keep = valid & (target != IGNORE_INDEX)
     return PixelTable(conf[keep], disp[keep], (probs.argmax(1) == target)[keep])
 
-# %% ../nbs/00_confidence_overlap.ipynb #27b9e116
+# %% ../nbs/00_confidence_overlap.ipynb #394f6908
 TAUS = (0.90, 0.92, 0.94, 0.95, 0.96, 0.98, 0.99)
 
 def threshold_report(conf:torch.Tensor, correct:torch.Tensor, taus=TAUS) -> list:
@@ -95,7 +95,7 @@ def format_report(rows:list) -> str:
     lines = [f"{r['tau']:5.2f} {r['kept']:7.1%} {r['precision']:9.1%} {r['wrong_passed']:12.1%} {r['correct_rejected']:16.1%}" for r in rows]
     return "\n".join([head] + lines)
 
-# %% ../nbs/00_confidence_overlap.ipynb #59e2a5f5
+# %% ../nbs/00_confidence_overlap.ipynb #91b4b91b
 def plot_confidence_histograms(conf:torch.Tensor, correct:torch.Tensor, taus=(0.95,), ax=None, title:str=None, bins:int=50):
     "Histograms of max confidence for correct and wrong pseudo-labels, with threshold lines."
     ax = ax or plt.subplots(figsize=(5, 3))[1]
@@ -107,13 +107,13 @@ def plot_confidence_histograms(conf:torch.Tensor, correct:torch.Tensor, taus=(0.
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/00_confidence_overlap.ipynb #119291aa
+# %% ../nbs/00_confidence_overlap.ipynb #0bb846d3
 def separability(score:torch.Tensor, correct:torch.Tensor) -> float:
     "AUROC of `score` for telling correct pseudo-labels (high score) from wrong ones."
     if correct.all() or not correct.any(): return float("nan")
     return float(roc_auc_score(correct.numpy(), score.double().numpy()))
 
-# %% ../nbs/00_confidence_overlap.ipynb #b820b5bf
+# %% ../nbs/00_confidence_overlap.ipynb #094ebf59
 def separability_report(probs:torch.Tensor, target:torch.Tensor, valid:torch.Tensor=None, **csl_kwargs) -> dict:
     "AUROC of c, of −r and of CSL's weight, for telling correct from wrong pseudo-labels."
     if valid is None: valid = torch.ones_like(target, dtype=torch.bool)
@@ -123,7 +123,7 @@ def separability_report(probs:torch.Tensor, target:torch.Tensor, valid:torch.Ten
     return {"c": separability(table.conf, table.correct), "-r": separability(-table.disp, table.correct),
             "csl weight": separability(weights, table.correct)}
 
-# %% ../nbs/00_confidence_overlap.ipynb #82f88b69
+# %% ../nbs/00_confidence_overlap.ipynb #1f2d3e29
 def plot_feature_scatter(conf:torch.Tensor, disp:torch.Tensor, correct:torch.Tensor, ax=None,
                          max_points:int=4000, seed:int=0, title:str=None):
     "Scatter of pixels in the (c, r) plane, coloured by pseudo-label correctness (subsampled)."
@@ -135,7 +135,7 @@ def plot_feature_scatter(conf:torch.Tensor, disp:torch.Tensor, correct:torch.Ten
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/00_confidence_overlap.ipynb #237b5176
+# %% ../nbs/00_confidence_overlap.ipynb #4362aa62
 def _weight_grid(selection, image, c_range, r_range, steps=200):
     "The soft weight of one image's statistics on a (c, r) grid."
     cs = torch.linspace(*c_range, steps, dtype=torch.float64)
@@ -155,7 +155,7 @@ def _cluster_boundary(selection, image, c_range):
         if abs(denominator) > 1e-12: lines.append((cs, cs * (sign * V[0, 1] * s[0] - V[0, 0] * s[1]) / denominator))
     return lines
 
-# %% ../nbs/00_confidence_overlap.ipynb #4cd6efec
+# %% ../nbs/00_confidence_overlap.ipynb #33e49b4f
 def plot_selection(probs:torch.Tensor, valid:torch.Tensor, image:int=0, target:torch.Tensor=None, ax=None,
                    max_points:int=3000, **csl_kwargs):
     "One image's pixels in the (c, r) plane with CSL's decision regions (coloured by correctness if `target` is given)."
@@ -179,7 +179,7 @@ def plot_selection(probs:torch.Tensor, valid:torch.Tensor, image:int=0, target:t
     ax.set_title(f"image {image}: black = w = 1 edge, orange = w = 0.5, dotted = cluster boundary", fontsize=8)
     return ax
 
-# %% ../nbs/00_confidence_overlap.ipynb #f6c8f862
+# %% ../nbs/00_confidence_overlap.ipynb #4a18141d
 def partition_disagreement(a, b) -> float:
     "Fraction of points two 0/1 partitions disagree on, up to swapping the labels."
     a, b = np.asarray(a), np.asarray(b)

@@ -49,8 +49,8 @@ def test_select_numpy_in_numpy_out(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "o" / "weights.npy"), expected.numpy())
 
 
-def test_demo_writes_tables_and_figure(tmp_path):
-    done = run("demo", "--out", tmp_path / "demo")
+def test_selector_demo_writes_tables_and_figure(tmp_path):
+    done = run("selector-demo", "--out", tmp_path / "demo")
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "demo" / "overlap.md").read_text()
     assert "calibrated predictor" in report and "overconfident predictor" in report and "AUROC" in report
