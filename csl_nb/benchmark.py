@@ -8,7 +8,7 @@ __all__ = ['VARIANTS', 'DEMO_BUDGET', 'TABLES', 'PUBLISHED', 'variant_config', '
            'save_figure', 'analysis_figures', 'demo', 'bench', 'load_published', 'table_commands', 'check_table_data',
            'collect_table', 'reproduce', 'evaluate_checkpoint', 'format_iou_table']
 
-# %% ../nbs/09_benchmark.ipynb #e12b4674
+# %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, statistics
 from pathlib import Path
 import numpy as np
@@ -25,10 +25,10 @@ from .overlap import pixel_table, plot_confidence_histograms, plot_selection
 from .selector import csl_select
 from .trusted_mask import hide_reliable
 
-# %% ../nbs/09_benchmark.ipynb #0d69343a
+# %% ../nbs/09_benchmark.ipynb #0163162a
 VARIANTS = {"supervised": dict(method="supervised"), "threshold": dict(method="threshold"),
             "csl-no-tmp": dict(method="csl", tmp=False), "csl": dict(method="csl")}
-DEMO_BUDGET = {"epochs": 4, "iters_per_epoch": 45}
+DEMO_BUDGET = {"epochs": 4, "iters_per_epoch": 35}   # under 10 minutes on 2 CPU cores, install and data generation included
 
 def variant_config(name:str, out:Path, seed:int=0, overrides:dict=None) -> TrainConfig:
     "The embedded config of one variant, in out/NAME."
@@ -47,7 +47,7 @@ def run_variant(cfg:TrainConfig) -> list:
 
 def _config_dict(cfg): from dataclasses import asdict; return asdict(cfg)
 
-# %% ../nbs/09_benchmark.ipynb #be740c83
+# %% ../nbs/09_benchmark.ipynb #6543f691
 def results_rows(histories:dict) -> list:
     "One row per variant from the runs' histories."
     rows = []
@@ -78,22 +78,22 @@ def write_results(rows:list, out:Path, class_names=CLASS_NAMES):
         writer.writerow(["variant", "miou", "best_miou", "selected", "precision_selected", "seconds_per_step"] + [f"iou_{c}" for c in class_names])
         for r in rows: writer.writerow([r["variant"], r["miou"], r["best_miou"], r["selected"], r["precision"], r["seconds_per_step"]] + r["iou"])
 
-# %% ../nbs/09_benchmark.ipynb #b95b339d
+# %% ../nbs/09_benchmark.ipynb #9165f00e
 def plot_curves(histories:dict):
     "Val mIoU per epoch, and the selected fraction and its precision per epoch."
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
-    for name, history in histories.items():
-        epochs = [r["epoch"] for r in history]
-        axes[0].plot(epochs, [100 * r["val"]["miou"] for r in history], marker="o", label=name)
+    for i, (name, history) in enumerate(histories.items()):
+        epochs, style = [r["epoch"] for r in history], dict(marker="o", label=name, color=f"C{i}")  # one colour per variant
+        axes[0].plot(epochs, [100 * r["val"]["miou"] for r in history], **style)
         if history[0].get("pseudo_labels"):
-            axes[1].plot(epochs, [100 * r["pseudo_labels"]["selected"] for r in history], marker="o", label=name)
-            axes[2].plot(epochs, [100 * r["pseudo_labels"]["precision_selected"] for r in history], marker="o", label=name)
+            axes[1].plot(epochs, [100 * r["pseudo_labels"]["selected"] for r in history], **style)
+            axes[2].plot(epochs, [100 * r["pseudo_labels"]["precision_selected"] for r in history], **style)
     for ax, title in zip(axes, ("val mIoU (%)", "unlabelled pixels selected (%)", "precision of selected pseudo-labels (%)")):
         ax.set_title(title, fontsize=10); ax.set_xlabel("epoch"); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_benchmark.ipynb #bc4cfd79
+# %% ../nbs/09_benchmark.ipynb #374e5e11
 @torch.no_grad()
 def weak_predictions(model, dataset:SemiDataset, count:int=64) -> tuple:
     "Softmax predictions, ground truth and images of the first `count` images of a dataset, un-augmented."
@@ -117,7 +117,7 @@ def plot_trained_overlap(probs, truth, tau:float=0.95, **csl_kwargs):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_benchmark.ipynb #9b9fdca0
+# %% ../nbs/09_benchmark.ipynb #213765f3
 def plot_qualitative(probs, truth, images, config:AugmentConfig, count:int=4, seed:int=0, **csl_kwargs):
     "Per image: the image, ground truth, pseudo-label, CSL weight map, and the TMP view with reliable pixels hidden."
     from csl_nb.trusted_mask import block_mask
@@ -138,7 +138,7 @@ def plot_qualitative(probs, truth, images, config:AugmentConfig, count:int=4, se
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_benchmark.ipynb #f238b386
+# %% ../nbs/09_benchmark.ipynb #b93e314f
 def save_figure(fig, path:Path):
     "Save a figure as PNG and close it."
     fig.savefig(path, dpi=110, bbox_inches="tight"); plt.close(fig)
@@ -165,7 +165,7 @@ def demo(out:Path="runs/demo", seed:int=0, budget:dict=None, variants=tuple(VARI
     if "csl" in configs: analysis_figures(out, configs["csl"])
     return rows
 
-# %% ../nbs/09_benchmark.ipynb #9678fa8c
+# %% ../nbs/09_benchmark.ipynb #325f8641
 def bench(out:Path="runs/bench", seeds=(0, 1, 2), budget:dict=None, variants=tuple(VARIANTS)) -> str:
     "The demo for several seeds; a markdown table of mean ± std (percent) per variant, written to out/bench.md."
     out = Path(out)
@@ -181,7 +181,7 @@ def bench(out:Path="runs/bench", seeds=(0, 1, 2), budget:dict=None, variants=tup
     (out / "bench.md").write_text(table)
     return table
 
-# %% ../nbs/09_benchmark.ipynb #16cfea72
+# %% ../nbs/09_benchmark.ipynb #0f612c42
 TABLES = {
     "pascal-classic": dict(dataset="pascal", config="pascal_classic", splits=["92", "183", "366", "732", "1464"], gpus=4),
     "pascal-blended": dict(dataset="pascal", config="pascal_blended", splits=["1_16", "1_8", "1_4"], gpus=4),
@@ -198,7 +198,7 @@ def load_published(path:Path=PUBLISHED) -> list:
         if missing: raise ValueError(f"{path}: row {row} lacks {sorted(missing)}")
     return rows
 
-# %% ../nbs/09_benchmark.ipynb #2d8286db
+# %% ../nbs/09_benchmark.ipynb #9e3b2a62
 def table_commands(table:str, data_root:str, runs:str="runs", method:str="csl") -> list:
     "The torchrun command of every split of a paper table."
     spec = TABLES[table]
@@ -216,7 +216,7 @@ def check_table_data(table:str, data_root:Path) -> list:
             except (FileNotFoundError, ValueError) as error: problems.append(str(error))
     return problems
 
-# %% ../nbs/09_benchmark.ipynb #5e5ec1cd
+# %% ../nbs/09_benchmark.ipynb #d6c950da
 def collect_table(table:str, runs:Path="runs", method:str="csl", published:list=None) -> str:
     "Markdown table: each published method's row, then this package's finished runs with the difference to the best published row."
     spec, published = TABLES[table], [r for r in (published if published is not None else load_published()) if r["table"] == table]
@@ -238,7 +238,7 @@ def collect_table(table:str, runs:Path="runs", method:str="csl", published:list=
     lines.append("| difference to CSL (published) | " + " | ".join(diffs) + " | |")
     return "\n".join(lines)
 
-# %% ../nbs/09_benchmark.ipynb #54db6266
+# %% ../nbs/09_benchmark.ipynb #48ed4c49
 def reproduce(table:str, data_root:Path, runs:Path="runs", method:str="csl", published_path:Path=PUBLISHED) -> str:
     "The report of `csl_nb reproduce`: data check, the commands to run, and the table so far."
     if table not in TABLES: raise ValueError(f"table must be one of {sorted(TABLES)}, got {table!r}")
@@ -248,7 +248,7 @@ def reproduce(table:str, data_root:Path, runs:Path="runs", method:str="csl", pub
               collect_table(table, runs, method, load_published(published_path))]
     return "\n".join(lines)
 
-# %% ../nbs/09_benchmark.ipynb #e7c7f6e0
+# %% ../nbs/09_benchmark.ipynb #78b8304d
 def evaluate_checkpoint(path:Path, mode:str=None, data_root:str=None) -> dict:
     "Val mIoU and per-class IoU of a checkpoint, with its own config (mode and data_root overridable)."
     from csl_nb.train import _from_dict, build_datasets

@@ -96,6 +96,13 @@ def report_layout(root: Path, dataset: str, strict: bool) -> int:
     return missing_total
 
 
+def common_arguments(parser, checksum: bool = True):
+    "The options every preparation script takes: --out, --skip-checksum (where a checksum is published), --strict."
+    parser.add_argument("--out", type=Path, required=True, help="data folder to write")
+    if checksum: parser.add_argument("--skip-checksum", action="store_true", help="do not check the archives' MD5")
+    parser.add_argument("--strict", action="store_true", help="fail if any file a shipped split names is missing")
+
+
 def run(main):
     "Call `main()`, turning PreparationError into one line on stderr and exit status 2."
     try: main()

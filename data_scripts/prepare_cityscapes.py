@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from torchvision.datasets import Cityscapes
 from tqdm.auto import tqdm
-from archive_tools import PreparationError, archive_members, extract, report_layout, run, verify_archive
+from archive_tools import PreparationError, common_arguments, archive_members, extract, report_layout, run, verify_archive
 
 SPLITS = ("train", "val")
 
@@ -50,8 +50,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, required=True, help="leftImg8bit_trainvaltest.zip")
     parser.add_argument("--labels", type=Path, required=True, help="gtFine_trainvaltest.zip")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--strict", action="store_true", help="fail if any file a shipped split names is missing")
+    common_arguments(parser, checksum=False)
     args = parser.parse_args(argv)
     images = verify_archive(args.images, "leftImg8bit_trainvaltest.zip")
     labels = verify_archive(args.labels, "gtFine_trainvaltest.zip")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
-from archive_tools import PreparationError, archive_members, extract, report_layout, run, verify_archive
+from archive_tools import PreparationError, common_arguments, archive_members, extract, report_layout, run, verify_archive
 
 MD5 = {"train2017.zip": "cced6f7f71b7629ddf16f17bbcfab6b2", "val2017.zip": "442b8da7639aecaf257c1dceb8ba8c80",
        "annotations_trainval2017.zip": "f4bbac642086de4f52a3fdda2de5fa2c"}
@@ -74,9 +74,7 @@ def main(argv=None):
     parser.add_argument("--train", type=Path, required=True, help="train2017.zip")
     parser.add_argument("--val", type=Path, required=True, help="val2017.zip")
     parser.add_argument("--annotations", type=Path, required=True, help="annotations_trainval2017.zip")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--skip-checksum", action="store_true")
-    parser.add_argument("--strict", action="store_true", help="fail if any file a shipped labelled/val split names is missing")
+    common_arguments(parser, checksum=True)
     args = parser.parse_args(argv)
     archives = {name: verify_archive(getattr(args, key), name, MD5[name], args.skip_checksum)
                 for key, name in (("train", "train2017.zip"), ("val", "val2017.zip"), ("annotations", "annotations_trainval2017.zip"))}

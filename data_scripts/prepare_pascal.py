@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 from tqdm.auto import tqdm
-from archive_tools import PreparationError, archive_members, extract, report_layout, run, verify_archive
+from archive_tools import PreparationError, common_arguments, archive_members, extract, report_layout, run, verify_archive
 
 VOC_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"   # VOCtrainval_11-May-2012.tar
 SBD_MD5 = "82b4d87ceb2ed10f6038a1cba92111cb"   # benchmark.tgz (SBD, benchmark_RELEASE)
@@ -50,9 +50,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voc", type=Path, required=True, help="VOCtrainval_11-May-2012.tar")
     parser.add_argument("--sbd", type=Path, required=True, help="SBD's benchmark.tgz")
-    parser.add_argument("--out", type=Path, required=True, help="data folder to write")
-    parser.add_argument("--skip-checksum", action="store_true", help="do not check the archives' MD5")
-    parser.add_argument("--strict", action="store_true", help="fail if any file a shipped split names is missing")
+    common_arguments(parser, checksum=True)
     args = parser.parse_args(argv)
     voc = verify_archive(args.voc, "VOCtrainval_11-May-2012.tar", VOC_MD5, args.skip_checksum)
     sbd = verify_archive(args.sbd, "SBD benchmark.tgz", SBD_MD5, args.skip_checksum)
