@@ -21,7 +21,7 @@ from .overlap import (synthetic_predictions, pixel_table, threshold_report, form
                             plot_confidence_histograms, plot_selection)
 from .bench import use_all_cores, bench_selector, format_rows
 from .train import train, load_config, CheckpointError, TrainingDiverged
-from .benchmark import demo, bench, reproduce, evaluate_checkpoint, format_iou_table, results_markdown, TABLES
+from .benchmark import demo, bench, reproduce, evaluate_checkpoint, format_iou_table, results_markdown, TABLES, DEMO_BUDGET, BENCH_BUDGET
 
 # %% ../nbs/90_cli.ipynb #50eb5ac6
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = commands.add_parser("bench", help="the embedded benchmark for several seeds, mean ± std")
     bench_parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     bench_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    bench_parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override the budget or config (default epochs=6 iters_per_epoch=60)")
+    bench_parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override the budget or config (default: BENCH_BUDGET, epochs=4 iters_per_epoch=50)")
     evaluate_parser = commands.add_parser("evaluate", help="per-class IoU of a checkpoint on its val set")
     evaluate_parser.add_argument("--checkpoint", type=Path, required=True)
     evaluate_parser.add_argument("--mode", choices=["whole", "sliding"], help="inference mode (default: the checkpoint's config)")
@@ -185,10 +185,9 @@ def main(argv=None):
         if args.command == "select": print(json.dumps(run_select(args), indent=1)); print(f"wrote {args.out}")
         elif args.command == "selector-demo": print(run_selector_demo(args)); print(f"wrote {args.out}/overlap.md and {args.out}/overview.png")
         elif args.command == "demo":
-            from csl_nb.benchmark import DEMO_BUDGET
             print(results_markdown(demo(args.out, args.seed, {**DEMO_BUDGET, **parse_overrides(args.set)})))
             print(f"wrote {args.out}: results.md, results.csv, curves.png, overlap.png, selection.png, qualitative.png")
-        elif args.command == "bench": print(bench(args.out, tuple(args.seeds), {"epochs": 6, "iters_per_epoch": 60, **parse_overrides(args.set)}))
+        elif args.command == "bench": print(bench(args.out, tuple(args.seeds), {**BENCH_BUDGET, **parse_overrides(args.set)}))
         elif args.command == "evaluate": print(format_iou_table(evaluate_checkpoint(args.checkpoint, args.mode, args.data_root)))
         elif args.command == "reproduce":
             from csl_nb.benchmark import PUBLISHED
