@@ -32,22 +32,30 @@ def time_call(fn, repeats:int=3, warmup:int=1) -> float:
     return statistics.median(times)
 
 # %% ../nbs/91_bench.ipynb #2627feab
-def bench_selector(shapes:dict=PAPER_SHAPES, device:str="cpu", repeats:int=3, reference_repeats:int=1) -> list:
-    "Seconds of the batched selector and of the per-image reference at each shape, and their ratio."
+def bench_selector(shapes:dict=PAPER_SHAPES, device:str="cpu", repeats:int=3, reference_repeats:int=1, compile:bool=True) -> list:
+    "Seconds of the batched selector (eager, and compiled if asked) and of the per-image reference at each shape, and the ratios."
     rows = []
     for name, shape in shapes.items():
         probs = random_probabilities(shape, device=device)
         valid = torch.ones(shape[:1] + shape[2:], dtype=torch.bool, device=device)
         batched = time_call(lambda: csl_weights(probs, valid), repeats)
         reference = time_call(lambda: reference_csl_weights(probs, valid), reference_repeats)
-        rows.append(dict(name=name, shape="×".join(map(str, shape)), device=device, batched_s=batched,
-                         reference_s=reference, speedup=reference / batched))
+        row = dict(name=name, shape="×".join(map(str, shape)), device=device, batched_s=batched,
+                   reference_s=reference, speedup=reference / batched)
+        if compile:
+            start = time.perf_counter(); csl_weights(probs, valid, compile=True); row["compile_s"] = time.perf_counter() - start
+            row["compiled_s"] = time_call(lambda: csl_weights(probs, valid, compile=True), repeats, warmup=0)
+            row["compiled_speedup"] = reference / row["compiled_s"]
+        rows.append(row)
     return rows
 
 def format_rows(rows:list) -> str:
-    "Benchmark rows as a text table."
-    lines = [f"{'set':<11}{'B×K×H×W':<17}{'device':<7}{'batched s':>10}{'reference s':>13}{'speedup':>9}"]
-    lines += [f"{r['name']:<11}{r['shape']:<17}{r['device']:<7}{r['batched_s']:>10.3f}{r['reference_s']:>13.3f}{r['speedup']:>8.1f}×" for r in rows]
+    "Benchmark rows as a text table (compiled columns show — when not measured)."
+    lines = [f"{'set':<11}{'B×K×H×W':<17}{'device':<7}{'batched s':>10}{'reference s':>13}{'speedup':>9}{'compiled s':>12}{'speedup':>9}{'compile s':>11}"]
+    for r in rows:
+        compiled = (f"{r['compiled_s']:>12.3f}{r['compiled_speedup']:>8.1f}×{r['compile_s']:>11.1f}" if "compiled_s" in r
+                    else f"{'—':>12}{'—':>9}{'—':>11}")
+        lines.append(f"{r['name']:<11}{r['shape']:<17}{r['device']:<7}{r['batched_s']:>10.3f}{r['reference_s']:>13.3f}{r['speedup']:>8.1f}×" + compiled)
     return "\n".join(lines)
 
 # %% ../nbs/91_bench.ipynb #fa508ae3

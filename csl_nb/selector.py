@@ -6,13 +6,15 @@
 __all__ = ['RANK_TOL', 'NO_PIXEL_MEAN', 'NO_PIXEL_VAR', 'kmeans_sdp', 'round_sdp', 'sdp_two_means', 'spectral_two_means',
            'cluster_statistics', 'soft_weights', 'spectral_axes', 'spectral_clusters', 'reliable_cluster',
            'masked_statistics', 'CSLSelection', 'csl_select', 'csl_weights', 'threshold_weights',
-           'reference_csl_weights']
+           'reference_csl_weights', 'compiled_csl_select']
 
 # %% ../nbs/01_convex_selector.ipynb #99169cdf
+import functools
 from typing import NamedTuple
 import numpy as np
 import torch
-from .dispersion import EPS, check_probabilities, compute_dtype, confidence_features
+from .dispersion import EPS, DISPERSIONS, check_probabilities, compute_dtype, confidence_features, simplex_violations, raise_for_simplex
+from .dispersion import _check_shapes
 
 # %% ../nbs/01_convex_selector.ipynb #6df6e056
 def kmeans_sdp(points:np.ndarray, # n×d points (e.g. pixels' (c, r) features)
@@ -157,9 +159,11 @@ def csl_select(probs:torch.Tensor, # B×K×H×W softmax probabilities
 def csl_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities (any float dtype, CPU or GPU)
                 valid:torch.Tensor, # B×H×W bool, False on padding
                 alpha:float=8.0, scale:float=1.0, dispersion:str="reference",
+                compile:bool=False, # run through torch.compile (`compiled_csl_select`, below): faster, compiles once per shape
                ) -> torch.Tensor:   # B×H×W soft weights in [0, 1]
     "CSL's soft pseudo-label weights (METHOD.md §1–3)."
-    return csl_select(probs, valid, alpha, scale, dispersion).weights
+    select = compiled_csl_select if compile else csl_select
+    return select(probs, valid, alpha, scale, dispersion).weights
 
 # %% ../nbs/01_convex_selector.ipynb #08c2cc88
 def threshold_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities
@@ -199,3 +203,21 @@ def reference_csl_weights(probs:torch.Tensor, valid:torch.Tensor, alpha:float=8.
                          device=probs.device), mean[None], var[None], alpha)
         weights[b][valid[b]] = w[0]
     return weights
+
+# %% ../nbs/01_convex_selector.ipynb #5e1c0a12
+def _selection_and_checks(probs, valid, alpha, scale, dispersion):
+    "The selection and the input checks' statistics, as one graph for torch.compile."
+    return (csl_select(probs, valid, alpha, scale, dispersion, validate=False), *simplex_violations(probs, valid))
+
+@functools.cache
+def _compiled_selection():
+    return torch.compile(_selection_and_checks, dynamic=False)
+
+def compiled_csl_select(probs:torch.Tensor, valid:torch.Tensor, alpha:float=8.0, scale:float=1.0,
+                        dispersion:str="reference") -> CSLSelection:
+    "`csl_select` through torch.compile: the same selection (to float rounding) from fused kernels."
+    _check_shapes(probs, valid)
+    if dispersion not in DISPERSIONS: raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
+    selection, worst, minimum = _compiled_selection()(probs, valid, float(alpha), float(scale), dispersion)
+    raise_for_simplex(worst, minimum, probs.dtype)
+    return selection
