@@ -88,3 +88,14 @@ def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, env):
 def test_unknown_config_key_lists_valid_ones(tmp_path, env):
     done = csl_nb("train", "--config", config(tmp_path), "--set", "learning_rate=0.1", env=env)
     assert done.returncode == 2 and "unknown config key(s) ['learning_rate']" in done.stderr and "valid keys" in done.stderr
+
+
+@pytest.mark.parametrize("method", ["csl", "threshold"])
+def test_bf16_autocast_trains_on_cpu(tmp_path, env, method):
+    "The bf16 path (autocast around the whole step) runs; on a GPU the same code trains the paper's configs."
+    out = tmp_path / f"bf16-{method}"
+    done = csl_nb("train", "--config", config(tmp_path, epochs=1, amp="bf16"), "--method", method, "--out", out, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert all(map(lambda v: v == v and abs(v) < 1e6, log["losses"].values())), log["losses"]
+    assert 0 <= log["val"]["miou"] <= 1
