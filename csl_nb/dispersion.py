@@ -33,7 +33,7 @@ def simplex_violations(probs:torch.Tensor, valid:torch.Tensor) -> tuple:
     sums = probs.sum(1, dtype=torch.promote_types(probs.dtype, torch.float32))
     error = torch.where(valid, (sums - 1).abs(), torch.zeros_like(sums))
     if not error.numel(): return error.new_zeros(()), probs.new_zeros(())
-    return error.amax(), probs.amin()
+    return error.amax(), probs.amin(1).amin()  # per pixel first: the row sums' loop, so a compiled graph reads probs once
 
 def raise_for_simplex(worst:torch.Tensor, minimum:torch.Tensor, dtype:torch.dtype):
     "Raise a clear error if `simplex_violations` found probabilities that are not a softmax output."
@@ -64,6 +64,10 @@ def compute_dtype(dtype:torch.dtype) -> torch.dtype:
 # %% ../nbs/02_residual_dispersion.ipynb #20c8ce46
 DISPERSIONS = ("reference", "exact")
 
+def _count_dtype(dtype:torch.dtype) -> torch.dtype:
+    "dtype to count classes in: int16 (a small temporary) eagerly; the probabilities' own under torch.compile, whose loops an integer count would keep from vectorising."
+    return dtype if torch.compiler.is_compiling() else torch.int16
+
 def residual_dispersion(probs:torch.Tensor, # B×K×… probabilities
                         dispersion:str="reference", # "reference" (authors' code) or "exact"
                        ) -> torch.Tensor:  # B×… dispersion v
@@ -74,7 +78,7 @@ def residual_dispersion(probs:torch.Tensor, # B×K×… probabilities
     mean_residual = (1 - conf) / (K - 1)
     top = probs == conf
     squares = (probs - mean_residual).masked_fill_(top, 0.0).square_().sum(1)
-    extra_ties = top.sum(1, dtype=torch.int16) - 1  # classes tied with ŷ at the top are residuals too
+    extra_ties = top.sum(1, dtype=_count_dtype(probs.dtype)) - 1  # classes tied with ŷ at the top are residuals too
     squares += extra_ties * (conf - mean_residual).squeeze(1).square()
     if dispersion == "reference": squares += mean_residual.squeeze(1).square()
     return squares / (K - 1)

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['RANK_TOL', 'NO_PIXEL_MEAN', 'NO_PIXEL_VAR', 'kmeans_sdp', 'round_sdp', 'sdp_two_means', 'spectral_two_means',
-           'cluster_statistics', 'soft_weights', 'spectral_axes', 'spectral_clusters', 'reliable_cluster',
-           'masked_statistics', 'CSLSelection', 'csl_select', 'csl_weights', 'threshold_weights',
-           'reference_csl_weights', 'compiled_csl_select']
+           'cluster_statistics', 'soft_weights', 'gram_matrices', 'axes_from_gram', 'spectral_axes',
+           'spectral_clusters', 'reliable_cluster', 'masked_statistics', 'CSLSelection', 'csl_select', 'csl_weights',
+           'threshold_weights', 'reference_csl_weights', 'compiled_csl_select']
 
 # %% ../nbs/01_convex_selector.ipynb #99169cdf
 import functools
@@ -69,7 +69,7 @@ def cluster_statistics(features:torch.Tensor, # n×2 feature rows of one image
 
 # %% ../nbs/01_convex_selector.ipynb #9d0afb84
 def soft_weights(conf:torch.Tensor, disp:torch.Tensor, # B×… features
-                 valid:torch.Tensor,                   # B×… bool
+                 valid:torch.Tensor,                   # B×… bool, or 1.0/0.0
                  mean:torch.Tensor, var:torch.Tensor,  # B×2 reliable-cluster statistics (c, r)
                  alpha:float=8.0, eps:float=EPS) -> torch.Tensor:
     "CSL's soft weight of every pixel from its image's reliable-cluster statistics."
@@ -78,11 +78,12 @@ def soft_weights(conf:torch.Tensor, disp:torch.Tensor, # B×… features
     z_disp = (mean[:, 1].view(shape) - disp) / (var[:, 1].view(shape) + eps).sqrt()
     falloff = torch.exp(-z_conf.square() / alpha) * torch.exp(-z_disp.square() / alpha)
     w = torch.where((z_conf > 0) | (z_disp > 0), torch.ones_like(falloff), falloff)
-    return torch.where(valid, w, torch.zeros_like(w))
+    return torch.where(valid != 0, w, torch.zeros_like(w))
 
 # %% ../nbs/01_convex_selector.ipynb #7fd4c532
-def _image_sum(x:torch.Tensor) -> torch.Tensor:
-    "Per-image sum of a B×H×W tensor, accumulated in float64 where the device has it."
+def _image_sum(x:torch.Tensor, weight:torch.Tensor=None) -> torch.Tensor:
+    "Per-image sum of a B×… tensor (times `weight`), accumulated in float64 where the device has it."
+    if weight is not None: x = x * weight
     return x.flatten(1).sum(1, dtype=torch.float32 if x.device.type == "mps" else torch.float64)
 
 def _per_image(stat:torch.Tensor, like:torch.Tensor) -> torch.Tensor:
@@ -90,36 +91,44 @@ def _per_image(stat:torch.Tensor, like:torch.Tensor) -> torch.Tensor:
     return stat.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
 # %% ../nbs/01_convex_selector.ipynb #f7057039
-def spectral_axes(conf:torch.Tensor, disp:torch.Tensor) -> tuple:
-    "Right singular vectors V (B×2×2, columns by decreasing s) and singular values S (B×2) of each image's F (zero-filled features)."
-    cc, cr, rr = _image_sum(conf * conf), _image_sum(conf * disp), _image_sum(disp * disp)
-    eigenvalues, vectors = torch.linalg.eigh(torch.stack([cc, cr, cr, rr], -1).view(-1, 2, 2))
+def gram_matrices(conf:torch.Tensor, disp:torch.Tensor) -> torch.Tensor:
+    "Each image's 2×2 Gram matrix G = FᵀF of its zero-filled feature rows (B×2×2, in the sums' dtype)."
+    cc, cr, rr = _image_sum(conf, conf), _image_sum(conf, disp), _image_sum(disp, disp)
+    return torch.stack([cc, cr, cr, rr], -1).view(-1, 2, 2)
+
+def axes_from_gram(gram:torch.Tensor) -> tuple:
+    "Right singular vectors V (B×2×2, columns by decreasing s) and singular values S (B×2) of F, from G = FᵀF."
+    eigenvalues, vectors = torch.linalg.eigh(gram)
     return vectors.flip(-1), eigenvalues.flip(-1).clamp_min(0).sqrt()
 
+def spectral_axes(conf:torch.Tensor, disp:torch.Tensor) -> tuple:
+    "V (B×2×2) and S (B×2) of each image's F (zero-filled features)."
+    return axes_from_gram(gram_matrices(conf, disp))
+
 # %% ../nbs/01_convex_selector.ipynb #9ac77419
-def spectral_clusters(conf:torch.Tensor, disp:torch.Tensor, valid:torch.Tensor,
+def spectral_clusters(conf:torch.Tensor, disp:torch.Tensor, inside:torch.Tensor, # inside: 1.0 on valid pixels, else 0.0
                       axes:torch.Tensor, singular:torch.Tensor) -> torch.Tensor:
-    "Batched argmax_j |U_ij|: True where a pixel joins cluster 1 (never for rank-1 or invalid)."
+    "Batched argmax_j |U_ij|: 1.0 where a pixel joins cluster 1 (never for rank-1 images or invalid pixels), else 0.0."
     weight = lambda i, j: _per_image(axes[:, i, j], conf)
     first = (conf * weight(0, 0) + disp * weight(1, 0)).abs_().mul_(_per_image(singular[:, 1], conf))
     second = (conf * weight(0, 1) + disp * weight(1, 1)).abs_().mul_(_per_image(singular[:, 0], conf))
-    full_rank = _per_image(singular[:, 1] > RANK_TOL * singular[:, 0], valid)
-    return (second > first) & full_rank & valid
+    full_rank = _per_image(singular[:, 1] > RANK_TOL * singular[:, 0], conf)
+    return (second > first).to(conf.dtype) * full_rank * inside
 
 # %% ../nbs/01_convex_selector.ipynb #c4de45c2
-def reliable_cluster(conf:torch.Tensor, valid:torch.Tensor, second:torch.Tensor) -> torch.Tensor:
-    "Mask of each image's reliable cluster: the one (`second` or the rest) with the larger mean c."
-    count, total = _image_sum(valid), _image_sum(conf)
-    count_2, total_2 = _image_sum(second), _image_sum(conf * second)
+def reliable_cluster(conf:torch.Tensor, inside:torch.Tensor, second:torch.Tensor) -> torch.Tensor:
+    "Each image's reliable cluster (1.0/0.0): cluster 1 (`second`) or the rest, whichever has the larger mean c."
+    count, total = _image_sum(inside), _image_sum(conf)
+    count_2, total_2 = _image_sum(second), _image_sum(conf, second)
     mean_1, mean_2 = (total - total_2) / (count - count_2).clamp_min(1), total_2 / count_2.clamp_min(1)
-    return torch.where(_per_image(mean_2 > mean_1, valid), second, valid & ~second)
+    return torch.where(_per_image(mean_2 > mean_1, inside) > 0, second, inside - second)
 
 # %% ../nbs/01_convex_selector.ipynb #c0bc5d82
 def masked_statistics(conf:torch.Tensor, disp:torch.Tensor, mask:torch.Tensor) -> tuple:
-    "Per-image mean and unbiased variance (B×2 each) of (c, r) over `mask`, with METHOD.md's corner cases."
+    "Per-image mean and unbiased variance (B×2 each) of (c, r) over `mask` (1.0/0.0), with METHOD.md's corner cases."
     count = _image_sum(mask)
-    mean = torch.stack([_image_sum(x * mask) / count.clamp_min(1) for x in (conf, disp)], -1)
-    spread = [_image_sum((x - _per_image(mean[:, i], x)).square_() * mask) for i, x in enumerate((conf, disp))]
+    mean = torch.stack([_image_sum(x, mask) / count.clamp_min(1) for x in (conf, disp)], -1)
+    spread = [_image_sum((x - _per_image(mean[:, i], x)).square_(), mask) for i, x in enumerate((conf, disp))]
     var = torch.stack(spread, -1) / (count - 1).clamp_min(1).unsqueeze(-1)
     empty = (count == 0).unsqueeze(-1)
     mean = torch.where(empty, mean.new_tensor(NO_PIXEL_MEAN), mean)
@@ -139,6 +148,18 @@ class CSLSelection(NamedTuple):
     singular: torch.Tensor  # B×2 singular values of F
 
 # %% ../nbs/01_convex_selector.ipynb #5b47ab18
+def _selection_features(probs, valid, scale, dispersion, validate):
+    "Stage 1: the features (NaN where invalid); their zero-filled copies, the valid mask as 0/1 and each image's Gram matrix (B×N)."
+    conf, disp = confidence_features(probs, valid, scale, dispersion, validate)
+    c, r = conf.nan_to_num(0.0).flatten(1), disp.nan_to_num(0.0).flatten(1)  # invalid pixels: NaN → 0, so sums need no mask
+    return conf, disp, c, r, valid.flatten(1).to(c.dtype), gram_matrices(c, r)
+
+def _selection_weights(c, r, inside, axes, singular, alpha):
+    "Stage 2, after the 2×2 eigh: clusters, the reliable cluster's statistics, the soft weights (B×N)."
+    cluster = reliable_cluster(c, inside, spectral_clusters(c, r, inside, axes, singular))
+    mean, var = masked_statistics(c, r, cluster)
+    return soft_weights(c, r, inside, mean.to(c.dtype), var.to(c.dtype), alpha), cluster, mean, var
+
 def csl_select(probs:torch.Tensor, # B×K×H×W softmax probabilities
                valid:torch.Tensor, # B×H×W bool, False on padding
                alpha:float=8.0,    # fall-off of the soft weights
@@ -147,12 +168,14 @@ def csl_select(probs:torch.Tensor, # B×K×H×W softmax probabilities
                validate:bool=True, # check the input
               ) -> CSLSelection:
     "CSL's pseudo-label selection for a batch: features, per-image separation, soft weights."
-    conf, disp = confidence_features(probs, valid, scale, dispersion, validate)
-    c, r = conf.nan_to_num(0.0), disp.nan_to_num(0.0)  # invalid pixels: NaN → 0, so sums need no mask
-    axes, singular = spectral_axes(c, r)
-    cluster = reliable_cluster(c, valid, spectral_clusters(c, r, valid, axes, singular))
-    mean, var = masked_statistics(c, r, cluster)
-    weights = soft_weights(c, r, valid, mean.to(c.dtype), var.to(c.dtype), alpha)
+    conf, disp, c, r, inside, gram = _selection_features(probs, valid, scale, dispersion, validate)
+    axes, singular = axes_from_gram(gram)
+    weights, cluster, mean, var = _selection_weights(c, r, inside, axes, singular, alpha)
+    return _selection(weights, cluster, conf, disp, valid, mean, var, axes, singular)
+
+def _selection(weights, cluster, conf, disp, valid, mean, var, axes, singular) -> CSLSelection:
+    "The selection's B×N results back in the B×H×W shape of the batch."
+    weights, cluster = weights.view_as(conf), cluster.view_as(conf) > 0
     return CSLSelection(weights, (weights == 1) & valid, conf, disp, cluster, mean, var, axes, singular)
 
 # %% ../nbs/01_convex_selector.ipynb #a3e6cc27
@@ -205,19 +228,22 @@ def reference_csl_weights(probs:torch.Tensor, valid:torch.Tensor, alpha:float=8.
     return weights
 
 # %% ../nbs/01_convex_selector.ipynb #5e1c0a12
-def _selection_and_checks(probs, valid, alpha, scale, dispersion):
-    "The selection and the input checks' statistics, as one graph for torch.compile."
-    return (csl_select(probs, valid, alpha, scale, dispersion, validate=False), *simplex_violations(probs, valid))
+def _features_and_checks(probs, valid, scale, dispersion):
+    "Stage 1 of the selection and the input checks' statistics, as one graph for torch.compile."
+    return (*_selection_features(probs, valid, scale, dispersion, validate=False), *simplex_violations(probs, valid))
 
 @functools.cache
-def _compiled_selection():
-    return torch.compile(_selection_and_checks, dynamic=False)
+def _compiled_stages():
+    return torch.compile(_features_and_checks, dynamic=False), torch.compile(_selection_weights, dynamic=False)
 
 def compiled_csl_select(probs:torch.Tensor, valid:torch.Tensor, alpha:float=8.0, scale:float=1.0,
                         dispersion:str="reference") -> CSLSelection:
     "`csl_select` through torch.compile: the same selection (to float rounding) from fused kernels."
     _check_shapes(probs, valid)
     if dispersion not in DISPERSIONS: raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
-    selection, worst, minimum = _compiled_selection()(probs, valid, float(alpha), float(scale), dispersion)
+    features, weights = _compiled_stages()
+    conf, disp, c, r, inside, gram, worst, minimum = features(probs, valid, float(scale), dispersion)
     raise_for_simplex(worst, minimum, probs.dtype)
-    return selection
+    axes, singular = axes_from_gram(gram)
+    w, cluster, mean, var = weights(c, r, inside, axes, singular, float(alpha))
+    return _selection(w, cluster, conf, disp, valid, mean, var, axes, singular)
