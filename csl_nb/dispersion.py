@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['EPS', 'DISPERSIONS', 'simplex_violations', 'raise_for_simplex', 'check_probabilities', 'compute_dtype',
-           'residual_dispersion', 'dispersion_scale', 'confidence_features']
+           'check_dispersion', 'residual_dispersion', 'dispersion_scale', 'confidence_features']
 
 # %% ../nbs/02_residual_dispersion.ipynb #953b2c6e
 import torch
@@ -64,6 +64,10 @@ def compute_dtype(dtype:torch.dtype) -> torch.dtype:
 # %% ../nbs/02_residual_dispersion.ipynb #20c8ce46
 DISPERSIONS = ("reference", "exact")
 
+def check_dispersion(dispersion:str):
+    "Raise a clear error unless `dispersion` names one of `DISPERSIONS`."
+    if dispersion not in DISPERSIONS: raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
+
 def _count_dtype(dtype:torch.dtype) -> torch.dtype:
     "dtype to count classes in: int16 (a small temporary) eagerly; the probabilities' own under torch.compile, whose loops an integer count would keep from vectorising."
     return dtype if torch.compiler.is_compiling() else torch.int16
@@ -72,7 +76,7 @@ def residual_dispersion(probs:torch.Tensor, # B×K×… probabilities
                         dispersion:str="reference", # "reference" (authors' code) or "exact"
                        ) -> torch.Tensor:  # B×… dispersion v
     "Variance of the K−1 residual probabilities around their mean (1−c)/(K−1)."
-    if dispersion not in DISPERSIONS: raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
+    check_dispersion(dispersion)
     K = probs.shape[1]
     conf = probs.amax(1, keepdim=True)
     mean_residual = (1 - conf) / (K - 1)

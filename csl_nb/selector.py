@@ -4,16 +4,16 @@
 
 # %% auto #0
 __all__ = ['RANK_TOL', 'NO_PIXEL_MEAN', 'NO_PIXEL_VAR', 'kmeans_sdp', 'round_sdp', 'sdp_two_means', 'spectral_two_means',
-           'cluster_statistics', 'soft_weights', 'gram_matrices', 'axes_from_gram', 'spectral_axes',
-           'spectral_clusters', 'reliable_cluster', 'masked_statistics', 'CSLSelection', 'csl_select', 'csl_weights',
-           'threshold_weights', 'reference_csl_weights', 'compiled_csl_select']
+           'cluster_statistics', 'soft_weights', 'gram_matrices', 'axes_from_gram', 'spectral_clusters',
+           'reliable_cluster', 'masked_statistics', 'CSLSelection', 'csl_select', 'csl_weights', 'threshold_weights',
+           'reference_csl_weights', 'compiled_csl_select']
 
 # %% ../nbs/01_convex_selector.ipynb #99169cdf
 import functools
 from typing import NamedTuple
 import numpy as np
 import torch
-from .dispersion import EPS, DISPERSIONS, check_probabilities, compute_dtype, confidence_features, simplex_violations, raise_for_simplex
+from .dispersion import EPS, check_dispersion, check_probabilities, compute_dtype, confidence_features, simplex_violations, raise_for_simplex
 from .dispersion import _check_shapes
 
 # %% ../nbs/01_convex_selector.ipynb #6df6e056
@@ -100,10 +100,6 @@ def axes_from_gram(gram:torch.Tensor) -> tuple:
     "Right singular vectors V (B×2×2, columns by decreasing s) and singular values S (B×2) of F, from G = FᵀF."
     eigenvalues, vectors = torch.linalg.eigh(gram)
     return vectors.flip(-1), eigenvalues.flip(-1).clamp_min(0).sqrt()
-
-def spectral_axes(conf:torch.Tensor, disp:torch.Tensor) -> tuple:
-    "V (B×2×2) and S (B×2) of each image's F (zero-filled features)."
-    return axes_from_gram(gram_matrices(conf, disp))
 
 # %% ../nbs/01_convex_selector.ipynb #9ac77419
 def spectral_clusters(conf:torch.Tensor, disp:torch.Tensor, inside:torch.Tensor, # inside: 1.0 on valid pixels, else 0.0
@@ -240,7 +236,7 @@ def compiled_csl_select(probs:torch.Tensor, valid:torch.Tensor, alpha:float=8.0,
                         dispersion:str="reference") -> CSLSelection:
     "`csl_select` through torch.compile: the same selection (to float rounding) from fused kernels."
     _check_shapes(probs, valid)
-    if dispersion not in DISPERSIONS: raise ValueError(f"dispersion must be one of {DISPERSIONS}, got {dispersion!r}")
+    check_dispersion(dispersion)
     features, weights = _compiled_stages()
     conf, disp, c, r, inside, gram, worst, minimum = features(probs, valid, float(scale), dispersion)
     raise_for_simplex(worst, minimum, probs.dtype)

@@ -250,7 +250,7 @@ def train_step(model, labeled:dict, unlabeled:dict, mixing:dict, cfg:TrainConfig
     valid, valid_mix = to(unlabeled["valid"]), to(mixing["valid"])
     with torch.no_grad():                                              # 1. pseudo-labels of the mixing batch
         model.eval(); probs_mix = model(to(mixing["weak"])).float().softmax(1); model.train()  # softmax in float32: in bf16 the rows sum to 1 only to ~1e-2
-        label_mix, weights_mix, _ = timed(select_pseudo_labels, timer, probs_mix.float(), valid_mix, cfg)
+        label_mix, weights_mix, _ = timed(select_pseudo_labels, timer, probs_mix, valid_mix, cfg)
     logits, logits_fp = model(torch.cat([x, to(unlabeled["weak"])]), feature_perturbation=True)   # 2.
     logits_x, logits_u = logits.split([len(x), len(logits) - len(x)])
     probs_u = logits_u.detach().float().softmax(1)
