@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # The project's tasks. `make test` is the whole test suite (what CI runs).
 NBDEV_TEST_TIMEOUT ?= 2400
 
-.PHONY: test sync-check nbtest pytest readme export bench
+.PHONY: test sync-check nbtest pytest readme export docs site fresh-clone speed
 
 test: sync-check nbtest pytest
 
@@ -28,5 +28,16 @@ readme:
 export:
 	nbdev_export && nbdev_clean && python .ci/readme.py
 
-bench:
-	python -m csl_nb.bench selector
+# Execute every notebook and save its outputs, then the README and the offline HTML site in _docs/.
+docs:
+	python .ci/execute.py && nbdev_clean && python .ci/readme.py && python .ci/docs_site.py
+
+site:
+	python .ci/docs_site.py
+
+# The README's two commands from a clean clone in a new virtual environment, timed into nbs/results/fresh_clone.md.
+fresh-clone:
+	bash .ci/fresh_clone.sh
+
+speed:
+	python -m csl_nb.speed selector --out nbs/results/speed && python -m csl_nb.speed step --out nbs/results/speed

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'UNLABELED_PAD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MODES', 'SPLITS_DIR', 'NUM_CLASSES',
            'AugmentConfig', 'read_split', 'available_splits', 'shipped_split', 'coco_unlabeled', 'split_pairs',
-           'check_split', 'read_image', 'read_mask', 'RandomRescale', 'geometric_augmentation', 'normalise',
-           'denormalise', 'cutmix_box', 'SemiDataset', 'embedded_datasets', 'benchmark_datasets',
-           'show_unlabeled_views']
+           'check_split', 'read_image', 'read_mask', 'verify_files', 'RandomRescale', 'geometric_augmentation',
+           'normalise', 'denormalise', 'cutmix_box', 'zero_padding', 'SemiDataset', 'embedded_datasets',
+           'benchmark_datasets', 'show_unlabeled_views']
 
 # %% ../nbs/05_data.ipynb #9b3d484a
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+from tqdm.auto import tqdm
 from .trusted_mask import colour_augmentation, trusted_mask_augmentation, tmp_view
 from .embedded import ASSETS, CLASS_NAMES, EmbeddedSpec, embedded_benchmark
 
@@ -125,6 +126,16 @@ def read_mask(path:Path, num_classes:int) -> tv_tensors.Mask:
         if bad: raise ValueError(f"{path}: labels {bad[:10]} outside [0, {num_classes}) ∪ {{{IGNORE_INDEX}}}")
     return tv_tensors.Mask(torch.from_numpy(labels.astype(np.int64)))
 
+# %% ../nbs/05_data.ipynb #bd211fd7
+def verify_files(root:Path, pairs:list, source:str="split", progress:bool=False):
+    "Raise a ValueError naming the first file of `pairs` (under `root`) that PIL cannot open and verify."
+    names = [name for pair in pairs for name in pair if name is not None]
+    for name in tqdm(names, desc=f"checking {source}", disable=not progress, leave=False):
+        try:
+            with Image.open(Path(root) / name) as image: image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"{source}: {Path(root) / name} cannot be read ({type(error).__name__}: {error})") from None
+
 # %% ../nbs/05_data.ipynb #4e706ac0
 class RandomRescale(v2.Transform):
     "Resize image and masks together by a ratio drawn uniformly from `ratio_range` (bilinear / nearest)."
@@ -166,6 +177,11 @@ def cutmix_box(size:int, p:float=0.5, area=(0.02, 0.4), aspect=(0.3, 1 / 0.3)) -
         if x + width <= size and y + height <= size: break
     box[y:y + height, x:x + width] = True
     return box
+
+# %% ../nbs/05_data.ipynb #1fd1d679
+def zero_padding(image:torch.Tensor, valid:torch.Tensor) -> torch.Tensor:
+    "`image` (C×S×S) with the pixels outside `valid` (S×S, the crop's padding) set back to 0."
+    return image.masked_fill(~valid, 0)
 
 # %% ../nbs/05_data.ipynb #1d8807e3
 class SemiDataset(Dataset):
@@ -209,7 +225,8 @@ class SemiDataset(Dataset):
         valid = masks[1] != UNLABELED_PAD
         c = self.config
         tmp_image, block = tmp_view(image, c.tmp_p, c.tmp_block, c.tmp_cover_ratio, self.trusted, self.strong)
-        return dict(weak=normalise(image, c), strong=normalise(self.strong(image), c), cutmix=cutmix_box(c.crop, c.cutmix_p, c.cutmix_area, c.cutmix_aspect),
+        strong, tmp_image = zero_padding(self.strong(image), valid), zero_padding(tmp_image, valid)
+        return dict(weak=normalise(image, c), strong=normalise(strong, c), cutmix=cutmix_box(c.crop, c.cutmix_p, c.cutmix_area, c.cutmix_aspect),
                     tmp=normalise(tmp_image, c), block=block & valid, valid=valid,
                     truth=torch.where(valid, masks[0], IGNORE_INDEX).as_subclass(torch.Tensor), id=name)
 

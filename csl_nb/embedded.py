@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ASSETS', 'FASHION_SUBSET', 'ITEM_CLASSES', 'CLASS_NAMES', 'SPLITS', 'load_fashion_subset', 'item_silhouette',
-           'resize_photo', 'SceneSpec', 'smooth_background', 'compose_scene', 'EmbeddedSpec', 'photo_pools',
-           'draw_scenes', 'write_benchmark', 'cache_dir', 'embedded_benchmark', 'show_scenes']
+           'resize_photo', 'SceneSpec', 'smooth_background', 'place_item', 'compose_scene', 'EmbeddedSpec',
+           'photo_pools', 'draw_scenes', 'write_benchmark', 'cache_dir', 'embedded_benchmark', 'show_scenes']
 
 # %% ../nbs/04_embedded_data.ipynb #91f894fa
 import hashlib, json, os, shutil, tempfile
@@ -47,12 +47,25 @@ class SceneSpec:
     items: tuple = (2, 4)          # items per scene, inclusive range
     item_side: tuple = (22, 44)    # side of a pasted item, inclusive range
     background_level: int = 50     # brightest background value (items reach 255)
+    max_overlap: float = 1.0       # largest share of an item's silhouette that may cover earlier items (1: anywhere)
+    placement_tries: int = 20      # random positions tried for an item before taking the least covering one
 
 def smooth_background(size:int, level:int, rng:np.random.Generator) -> np.ndarray:
     "A dim, smooth, tinted RGB background (size×size×3 float)."
     coarse = rng.random((4, 4, 3))
     field = zoom(coarse, (size / 4, size / 4, 1), order=1)[:size, :size]
     return field * level
+
+# %% ../nbs/04_embedded_data.ipynb #1be2d2e3
+def place_item(silhouette:np.ndarray, mask:np.ndarray, spec:SceneSpec, rng:np.random.Generator) -> tuple:
+    "Top-left corner for an item: the first random position where it covers at most max_overlap of earlier items."
+    side, best = len(silhouette), None
+    for _ in range(spec.placement_tries if spec.max_overlap < 1 else 1):
+        top, left = (int(v) for v in rng.integers(0, spec.size - side + 1, size=2))
+        covered = (mask[top:top + side, left:left + side][silhouette] > 0).mean()
+        if covered <= spec.max_overlap: return top, left
+        if best is None or covered < best[0]: best = (covered, top, left)
+    return best[1:]
 
 # %% ../nbs/04_embedded_data.ipynb #1be2d2e4
 def compose_scene(photos:list, labels:list, spec:SceneSpec, rng:np.random.Generator) -> tuple:
@@ -62,9 +75,9 @@ def compose_scene(photos:list, labels:list, spec:SceneSpec, rng:np.random.Genera
     for photo, label in zip(photos, labels):
         side = int(rng.integers(spec.item_side[0], spec.item_side[1] + 1))
         item = resize_photo(photo, side)
-        top, left = rng.integers(0, spec.size - side + 1, size=2)
-        region = (slice(top, top + side), slice(left, left + side))
         silhouette = item_silhouette(item)
+        top, left = place_item(silhouette, mask, spec, rng)
+        region = (slice(top, top + side), slice(left, left + side))
         tint = rng.uniform(0.4, 1.0, size=3)
         canvas[region][silhouette] = item[silhouette, None] * tint
         mask[region][silhouette] = label + 1
@@ -78,8 +91,8 @@ class EmbeddedSpec:
     unlabeled: int = 3000
     val: int = 500
     seed: int = 0
-    scene: SceneSpec = SceneSpec()
-    version: int = 1               # bump when the generator changes
+    scene: SceneSpec = SceneSpec(items=(2, 3), item_side=(26, 42), max_overlap=0.1)
+    version: int = 2               # bump when the generator changes (2: items placed to limit occlusion)
 
     def key(self) -> str:
         "A short hash of the spec: the cache folder's name."

@@ -43,7 +43,7 @@ def trusted_mask_augmentation(jitter=(0.2, 0.2, 0.2, 0.2), jitter_p:float=0.8, b
 def tmp_view(image:torch.Tensor,          # 3×S×S uint8 image (after the shared geometric augmentation)
              trusted_p:float=0.5,         # probability of the trusted-mask branch
              block:int=32, cover_ratio:float=0.7,
-             trusted=None, strong=None,   # the branches' augmentations (defaults: METHOD.md's)
+             trusted=None, strong=None,   # the branches' augmentations (defaults: the recipe above)
             ) -> tuple:                   # (3×S×S view, S×S bool block mask)
     "TMP's third view of an unlabelled image: trusted-mask branch with probability ½, else a strong view with B = 0."
     size = image.shape[-1]

@@ -1,6 +1,8 @@
 """What the preparation scripts share: checking archives, extracting members, reporting the layout against the splits."""
-import hashlib, sys, tarfile, zipfile
+import hashlib, io, sys, tarfile, zipfile
 from pathlib import Path, PurePosixPath
+import numpy as np
+from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 
@@ -61,6 +63,15 @@ def archive_members(path: Path):
                 for member in archive:
                     if member.isfile(): yield str(_safe(member.name)), reader(lambda member=member: archive.extractfile(member))
     except _ARCHIVE_ERRORS as error: raise _unreadable(path, error) from None
+
+
+def decode_image(data: bytes, name: str, archive: Path) -> np.ndarray:
+    "An archive member's image as an array, or a PreparationError naming the member and the archive."
+    try:
+        with Image.open(io.BytesIO(data)) as image: return np.array(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise PreparationError(f"{archive}: member {name} is not a readable image ({type(error).__name__}: {error}); "
+                               f"the archive may be damaged: re-download it") from None
 
 
 def extract(path: Path, out: Path, destination, desc: str) -> int:

@@ -7,13 +7,13 @@ Writes leftImg8bit/{train,val}/CITY/*_leftImg8bit.png and gtFine/{train,val}/CIT
 gtFine's *_labelIds.png with the official id → trainId table (torchvision's Cityscapes.classes; every other id → 255).
 Cityscapes publishes no checksum for its archives: their integrity is checked by the zip's CRCs while extracting.
 """
-import argparse, io
+import argparse
 from pathlib import Path
 import numpy as np
 from PIL import Image
 from torchvision.datasets import Cityscapes
 from tqdm.auto import tqdm
-from archive_tools import PreparationError, common_arguments, archive_members, extract, report_layout, run, verify_archive
+from archive_tools import PreparationError, common_arguments, archive_members, decode_image, extract, report_layout, run, verify_archive
 
 SPLITS = ("train", "val")
 
@@ -38,7 +38,7 @@ def convert_labels(labels: Path, out: Path) -> int:
     for name, read in tqdm(archive_members(labels), desc="gtFine", unit=" files"):
         parts = name.split("/")
         if len(parts) < 3 or parts[0] != "gtFine" or parts[1] not in SPLITS or not name.endswith("_gtFine_labelIds.png"): continue
-        ids = np.array(Image.open(io.BytesIO(read())))
+        ids = decode_image(read(), name, labels)
         target = out / name.replace("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png")
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(table[ids]).save(target)

@@ -1,8 +1,9 @@
-"""The benchmark commands end to end: demo, evaluate and reproduce, as a user runs them."""
-import os, subprocess
+"""The benchmark commands end to end: demo, evaluate and reproduce, as a user runs them, with what they write parsed."""
+import csv, json, math, os, subprocess
 import pytest
 
-TINY = ["epochs=1", "iters_per_epoch=2", "batch_size=2", "progress=false", "embedded.labeled=4", "embedded.unlabeled=8", "embedded.val=4"]
+PROTOCOL = ["splits=4", "seeds=0", "warm_epochs=1", "warm_iters=2", "warm_batch=2", "epochs=1", "iters=2", "batch=2"]
+TINY = PROTOCOL + ["progress=false", "embedded.unlabeled=8", "embedded.val=4"]
 
 
 @pytest.fixture(scope="module")
@@ -13,22 +14,30 @@ def demo_run(tmp_path_factory):
     return folder, env, done
 
 
-def test_demo_writes_table_and_figures(demo_run):
+def test_demo_writes_a_table_that_parses(demo_run):
     folder, _, done = demo_run
     assert done.returncode == 0, done.stderr[-3000:]
     out = folder / "out"
-    for name in ("results.md", "results.csv", "curves.png", "overlap.png", "selection.png", "qualitative.png"):
+    for name in ("results.md", "results.csv", "runs.json", "curves.png", "overlap.png", "selection.png", "qualitative.png"):
         assert (out / name).is_file(), name
-    table = (out / "results.md").read_text()
-    for variant in ("supervised", "threshold", "csl-no-tmp", "csl"): assert f"| {variant} |" in table
-    assert "| csl |" in done.stdout
+    with open(out / "results.csv") as f: rows = list(csv.DictReader(f))
+    assert [r["variant"] for r in rows] == ["supervised", "threshold", "csl-no-tmp", "csl"]       # one row per variant
+    for r in rows:
+        assert all(math.isfinite(float(r[k])) and 0 <= float(r[k]) <= 1 for k in ("miou", "best_miou"))
+        assert float(r["miou"]) <= float(r["best_miou"]) + 1e-12
+        if r["variant"] != "supervised": assert 0 <= float(r["selected"]) <= 1
+    runs = json.loads((out / "runs.json").read_text())
+    assert set(runs["4/0"]) == {"warm", "supervised", "threshold", "csl-no-tmp", "csl"}
+    assert "| csl |" in done.stdout and "no verdict" in done.stdout
 
 
 def test_evaluate_prints_the_per_class_table(demo_run):
     folder, env, _ = demo_run
-    done = subprocess.run(["csl_nb", "evaluate", "--checkpoint", str(folder / "out" / "csl" / "last.pt")], capture_output=True, text=True, env=env)
+    checkpoint = folder / "out" / "split-4" / "seed-0" / "csl" / "last.pt"
+    done = subprocess.run(["csl_nb", "evaluate", "--checkpoint", str(checkpoint)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Ankle boot" in done.stdout and "mIoU" in done.stdout
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 12 and lines[-1].split()[0] == "mIoU" and 0 <= float(lines[-1].split()[1]) <= 100
     (folder / "junk.pt").write_bytes(b"junk")
     bad = subprocess.run(["csl_nb", "evaluate", "--checkpoint", str(folder / "junk.pt")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "cannot read the checkpoint" in bad.stderr
@@ -38,6 +47,7 @@ def test_reproduce_reports_missing_data_and_prints_commands(tmp_path):
     done = subprocess.run(["csl_nb", "reproduce", "cityscapes", "--data-root", str(tmp_path / "cityscapes"), "--runs", str(tmp_path / "runs")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "does not exist" in done.stdout
-    assert done.stdout.count("torchrun --nproc_per_node 4 -m csl_nb.cli train --config cityscapes") == 4
+    assert "does not exist" in done.stdout and "absent class counting 0" in done.stdout
+    commands = [l for l in done.stdout.splitlines() if l.startswith("torchrun --nproc_per_node 4 -m csl_nb.cli train --config cityscapes")]
+    assert [c.split("split=")[1].split()[0] for c in commands] == ["1_16", "1_8", "1_4", "1_2"]
     assert "| UniMatch | 76.6 | 77.9 | 79.2 | 79.5 |" in done.stdout and "| CSL | n/a | n/a | n/a | n/a |" in done.stdout

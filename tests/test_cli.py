@@ -1,5 +1,6 @@
 """End-to-end runs of the `csl_nb` command in a subprocess, and its answers to bad input."""
 import json, subprocess, sys
+from pathlib import Path
 import numpy as np
 import pytest
 import torch
@@ -43,9 +44,9 @@ def test_select_writes_weights_that_match_the_library(probs_file, tmp_path):
 def test_select_numpy_in_numpy_out(tmp_path):
     probs = torch.softmax(torch.randn(1, 4, 10, 10, dtype=torch.float64), 1)
     np.save(tmp_path / "p.npy", probs.numpy())
-    done = run("select", tmp_path / "p.npy", "--out", tmp_path / "o", "--alpha", 2, "--scale", 0.5, "--dispersion", "exact")
+    done = run("select", tmp_path / "p.npy", "--out", tmp_path / "o", "--alpha", 2, "--confidence-scaling", "--scale", 0.5, "--dispersion", "exact")
     assert done.returncode == 0, done.stderr
-    expected = csl_nb.csl_weights(probs, torch.ones(1, 10, 10, dtype=torch.bool), alpha=2, scale=0.5, dispersion="exact")
+    expected = csl_nb.csl_weights(probs, torch.ones(1, 10, 10, dtype=torch.bool), alpha=2, confidence_scaling=True, scale=0.5, dispersion="exact")
     np.testing.assert_allclose(np.load(tmp_path / "o" / "weights.npy"), expected.numpy())
 
 
@@ -79,6 +80,8 @@ def saved(tmp_path, name, value):
     (lambda t: saved(t, "one_class.pt", torch.ones(2, 1, 8, 8)), "K ≥ 2"),
     (lambda t: saved(t, "ints.pt", torch.ones(2, 3, 8, 8, dtype=torch.long)), "floating point"),
     (lambda t: saved(t, "a_list.pt", {"something": 1}), "not a tensor"),
+    (lambda t: saved(t, "scalar.pt", torch.tensor(0.5)), "got a 0-d tensor"),
+    (lambda t: t, "is a folder"),
 ])
 def test_select_rejects_bad_probabilities(tmp_path, make_input, message):
     done = run("select", make_input(tmp_path), "--out", tmp_path / "out")
@@ -97,6 +100,46 @@ def test_select_rejects_bad_valid_mask(probs_file, tmp_path, valid, message):
     assert done.returncode == 2 and message in done.stderr
 
 
-def test_benchmark_module_has_a_cli():
-    done = subprocess.run([sys.executable, "-m", "csl_nb.bench", "--help"], capture_output=True, text=True)
+@pytest.mark.parametrize("alpha", ["0", "-2", "nan", "inf"])
+def test_select_rejects_a_fall_off_that_is_not_positive(probs_file, tmp_path, alpha):
+    path, _ = probs_file
+    done = run("select", path, "--out", tmp_path / "out", "--alpha", alpha)
+    assert done.returncode == 2 and "alpha must be a finite number > 0" in done.stderr
+    assert not (tmp_path / "out" / "weights.pt").exists()
+
+
+def test_speed_module_has_a_cli():
+    done = subprocess.run([sys.executable, "-m", "csl_nb.speed", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "selector" in done.stdout
+
+
+def test_every_printed_reproduce_command_loads_as_a_config(tmp_path):
+    "The commands `csl_nb reproduce` prints, for all four tables, parse and load with typed values (no data needed)."
+    from csl_nb.cli import build_parser, parse_overrides
+    from csl_nb.train import load_config
+    from csl_nb.reproduce import TABLES
+    for table, spec in TABLES.items():
+        done = run("reproduce", table, "--data-root", tmp_path / "data", "--runs", tmp_path / "runs")
+        assert done.returncode == 0, done.stderr
+        commands = [line for line in done.stdout.splitlines() if line.startswith("torchrun ")]
+        assert len(commands) == len(spec["splits"])
+        for split, command in zip(spec["splits"], commands):
+            args = build_parser().parse_args(command.split(" -m csl_nb.cli ")[1].split())
+            cfg = load_config(args.config, dict(parse_overrides(args.set), method=args.method, out=str(args.out)))
+            assert cfg.split == split and cfg.dataset == spec["dataset"] and isinstance(cfg.batch_size, int)
+
+
+def test_readme_train_commands_load_as_configs():
+    "The README's training commands parse and load (data is not touched)."
+    from csl_nb.cli import build_parser, parse_overrides
+    from csl_nb.train import load_config
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = [line.split("#")[0].strip() for line in readme.splitlines() if " train --config " in line and line.startswith(("csl_nb", "torchrun"))]
+    assert len(commands) >= 4, commands
+    for command in commands:
+        args = build_parser().parse_args(command.split("csl_nb.cli ", 1)[-1].split("csl_nb ", 1)[-1].split())
+        overrides = parse_overrides(args.set)
+        if args.method: overrides["method"] = args.method
+        overrides.setdefault("data_root", "data/x") if args.config != "embedded" else None
+        cfg = load_config(args.config, overrides)
+        assert cfg.epochs >= 1

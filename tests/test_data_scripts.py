@@ -97,6 +97,25 @@ def test_cityscapes_train_ids(tmp_path):
     assert "cityscapes val: 0 of 1000 files present" in done.stdout
 
 
+def test_cityscapes_corrupt_label_png_is_named(tmp_path):
+    frame = "aachen/aachen_000000_000019"
+    images = write_zip(tmp_path / "leftImg8bit_trainvaltest.zip", {f"leftImg8bit/train/{frame}_leftImg8bit.png": png_bytes(np.zeros((2, 4, 3), np.uint8))})
+    labels = write_zip(tmp_path / "gtFine_trainvaltest.zip", {f"gtFine/train/{frame}_gtFine_labelIds.png": b"\x89PNG\r\n\x1a\n broken"})
+    done = run_script("prepare_cityscapes.py", "--images", images, "--labels", labels, "--out", tmp_path / "cs")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"member gtFine/train/{frame}_gtFine_labelIds.png is not a readable image" in done.stderr
+
+
+@pytest.mark.parametrize("member", ["../escaped.png", "/etc/escaped.png", "leftImg8bit/train/../../../escaped.png"])
+def test_archive_paths_outside_the_output_are_refused(tmp_path, member):
+    images = write_zip(tmp_path / "leftImg8bit_trainvaltest.zip", {member: png_bytes(np.zeros((2, 4, 3), np.uint8))})
+    labels = write_zip(tmp_path / "gtFine_trainvaltest.zip", {})
+    out = tmp_path / "deep" / "cs"
+    done = run_script("prepare_cityscapes.py", "--images", images, "--labels", labels, "--out", out)
+    assert done.returncode == 2 and "unsafe path in archive" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.rglob("escaped.png"))
+
+
 def test_coco_masks(tmp_path):
     image = {"id": 9, "file_name": "000000000009.jpg", "height": 10, "width": 12}
     polygon = {"id": 1, "image_id": 9, "category_id": 3, "iscrowd": 0, "area": 16.0, "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]]}

@@ -17,14 +17,21 @@ def test_every_entry_point_checks_its_input(api):
     with pytest.raises(ValueError, match="shape"): api(probs, valid.transpose(1, 2))
     with pytest.raises(ValueError, match="sum to 1"): api(probs * 0.5, valid)
     with pytest.raises(TypeError, match="torch.Tensor"): api(probs.numpy(), valid)
+    with pytest.raises(ValueError, match="B×K×H×W"): api(torch.tensor(0.5), valid)
 
 
-def test_half_precision_inputs_give_float32_weights_close_to_float32():
-    probs, valid = softmax_batch(), torch.ones(2, 6, 7, dtype=torch.bool)
-    for dtype in (torch.float16, torch.bfloat16):
-        w = csl_nb.csl_weights(probs.to(dtype), valid)
-        assert w.dtype == torch.float32 and w.shape == (2, 6, 7)
-        assert ((w >= 0) & (w <= 1)).all()
+@pytest.mark.parametrize("confidence_scaling", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_selection_matches_float32(dtype, confidence_scaling):
+    "Autocast outputs: the selection of bf16/fp16 probabilities agrees with the float32 selection of the same softmax."
+    g = torch.Generator().manual_seed(0)
+    logits = 15 * torch.nn.functional.avg_pool2d(torch.randn(4, 21, 65, 65, generator=g), 5, 1, 2)
+    probs, valid = torch.softmax(logits, 1), torch.ones(4, 65, 65, dtype=torch.bool)
+    w32 = csl_nb.csl_weights(probs, valid, confidence_scaling=confidence_scaling)
+    w16 = csl_nb.csl_weights(probs.to(dtype), valid, confidence_scaling=confidence_scaling)
+    assert w16.dtype == torch.float32 and w16.shape == (4, 65, 65)
+    assert ((w16 == 1) == (w32 == 1)).float().mean() >= 0.99
+    assert (w16 - w32).abs().mean() <= 1e-2
 
 
 def test_all_padding_batch_is_all_zero_weights():
@@ -39,8 +46,9 @@ def test_exact_ties_at_the_top_match_the_reference():
     probs[:, :, 0] = torch.tensor([0.7, 0.1, 0.1, 0.1], dtype=torch.float64).view(1, 4, 1)
     valid = torch.ones(2, 3, 3, dtype=torch.bool)
     for dispersion in ("reference", "exact"):
-        torch.testing.assert_close(csl_nb.csl_weights(probs, valid, dispersion=dispersion),
-                                   csl_nb.reference_csl_weights(probs, valid, dispersion=dispersion), atol=1e-9, rtol=0)
+        for scaling in (False, True):
+            torch.testing.assert_close(csl_nb.csl_weights(probs, valid, dispersion=dispersion, confidence_scaling=scaling),
+                                       csl_nb.reference_csl_weights(probs, valid, dispersion=dispersion, confidence_scaling=scaling), atol=1e-9, rtol=0)
 
 
 def test_selection_is_invariant_to_padding_contents():

@@ -1,4 +1,5 @@
-"""Training runs that do not belong in a tutorial: two DDP processes, a killed and resumed run, a diverging run."""
+"""Training runs that do not belong in a tutorial: two DDP processes, a killed and resumed run, a diverging run, bad run
+folders and configs, and that each method learns."""
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
@@ -6,13 +7,12 @@ import torch
 import yaml
 
 TINY = dict(dataset="embedded", model="deeplabv3plus-resnet18-light", pretrained=False, epochs=2, batch_size=2, iters_per_epoch=3,
-            lr=0.01, progress=False, embedded=dict(labeled=4, unlabeled=8, val=4), augment=dict(crop=64, tmp_block=8))
+            lr=0.01, progress=False, embedded=dict(labeled=4, unlabeled=8, val=5), augment=dict(crop=64, tmp_block=8))
 
 
 @pytest.fixture
 def env(tmp_path):
-    environment = dict(os.environ, CSL_NB_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
-    return environment
+    return dict(os.environ, CSL_NB_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
 
 
 def config(tmp_path, **changes):
@@ -25,11 +25,24 @@ def csl_nb(*args, env, **kw):
     return subprocess.run(["csl_nb", *map(str, args)], capture_output=True, text=True, env=env, **kw)
 
 
-def weights(run: Path) -> dict:
+def checkpoint(run: Path) -> dict:
     return torch.load(run / "last.pt", map_location="cpu", weights_only=True)
 
 
-def test_two_ddp_processes_on_cpu(tmp_path, env):
+def single_process_miou(run: Path, env) -> float:
+    "Val mIoU of a run's saved model, evaluated in this one process."
+    from csl_nb.datasets import embedded_datasets, AugmentConfig
+    from csl_nb.embedded import EmbeddedSpec
+    from csl_nb.evaluate import evaluate
+    from csl_nb.model import build_model
+    os.environ["CSL_NB_CACHE"] = env["CSL_NB_CACHE"]
+    val = embedded_datasets(AugmentConfig(crop=64, tmp_block=8), EmbeddedSpec(labeled=4, unlabeled=8, val=5))["val"]
+    model = build_model("deeplabv3plus-resnet18-light", 11)
+    model.load_state_dict(checkpoint(run)["model"])
+    return evaluate(model, torch.utils.data.DataLoader(val, batch_size=2), 11, progress=False)["miou"]
+
+
+def test_two_ddp_processes_agree_and_count_each_val_image_once(tmp_path, env):
     out = tmp_path / "ddp"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "-m", "csl_nb.cli", "train", "--config", config(tmp_path, epochs=1), "--out", out],
@@ -37,17 +50,9 @@ def test_two_ddp_processes_on_cpu(tmp_path, env):
     assert done.returncode == 0, done.stderr[-3000:]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(log) == 1                                            # written once, by rank 0
-    # the logged mIoU is the sum over both ranks' halves of val: it equals a single-process evaluation of the saved model
-    from csl_nb.datasets import embedded_datasets, AugmentConfig
-    from csl_nb.embedded import EmbeddedSpec
-    from csl_nb.evaluate import evaluate
-    from csl_nb.model import build_model
-    os.environ["CSL_NB_CACHE"] = env["CSL_NB_CACHE"]
-    val = embedded_datasets(AugmentConfig(crop=64, tmp_block=8), EmbeddedSpec(labeled=4, unlabeled=8, val=4))["val"]
-    model = build_model("deeplabv3plus-resnet18-light", 11)
-    model.load_state_dict(weights(out)["model"])
-    single = evaluate(model, torch.utils.data.DataLoader(val, batch_size=4), 11, progress=False)
-    assert abs(single["miou"] - log[0]["val"]["miou"]) < 1e-9
+    assert log[0]["rank_weight_spread"] == 0.0                      # both ranks hold the same model
+    # 5 val images on 2 ranks (3 + 2, none repeated): the logged mIoU is a single-process evaluation of the saved model
+    assert abs(single_process_miou(out, env) - log[0]["val"]["miou"]) < 1e-12
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, env):
@@ -61,33 +66,78 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, env):
     while not (run / "last.pt").exists() and time.time() < deadline and process.poll() is None: time.sleep(0.05)
     process.send_signal(signal.SIGKILL); process.wait()
     assert (run / "last.pt").exists(), "the run ended before it could be killed"
-    epochs_before = weights(run)["epoch"]
+    epochs_before = checkpoint(run)["epoch"]
     resumed = csl_nb("train", "--config", cfg, "--out", run, "--resume", env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = weights(tmp_path / "straight"), weights(run)
+    a, b = checkpoint(tmp_path / "straight"), checkpoint(run)
     assert a["epoch"] == b["epoch"] == 3 and epochs_before < 3
     for name in a["model"]: assert torch.equal(a["model"][name], b["model"][name]), name
     assert not list(run.glob(".*.tmp"))                             # no temporary checkpoint left behind
     assert len((run / "log.jsonl").read_text().splitlines()) == 3   # one line per epoch, none lost or doubled
 
 
-def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, env):
-    cfg = config(tmp_path, epochs=3)
-    run = tmp_path / "run"
-    first = csl_nb("train", "--config", cfg, "--out", run, "--set", "epochs=3", env=env, timeout=600)
-    assert first.returncode == 0
-    good = (run / "last.pt").read_bytes()
-    shutil.copy(run / "last.pt", tmp_path / "epoch3.pt")
-    diverging = config(tmp_path, epochs=5, lr=1e30)
-    done = csl_nb("train", "--config", diverging, "--out", run, "--resume", env=env)
-    assert done.returncode == 2
-    assert "loss is" in done.stderr and "batch ids" in done.stderr and "last good checkpoint" in done.stderr
-    assert (run / "last.pt").read_bytes() == good
+def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import csl_nb.train as trainer
+    monkeypatch.setenv("CSL_NB_CACHE", str(tmp_path / "cache"))
+    cfg = trainer.load_config(config(tmp_path, epochs=3), {"out": str(tmp_path / "run")})
+    trainer.train(cfg, stop_after_epoch=1)
+    good = (tmp_path / "run" / "last.pt").read_bytes()
+    real_step = trainer.train_step
+    def diverging(*args):
+        loss, terms, selection = real_step(*args)
+        return loss * float("nan"), terms, selection
+    monkeypatch.setattr(trainer, "train_step", diverging)
+    with pytest.raises(trainer.TrainingDiverged, match=r"loss is nan at epoch 2, step 3 \(batch ids .*last good checkpoint"):
+        trainer.train(cfg, resume=True)
+    assert (tmp_path / "run" / "last.pt").read_bytes() == good
 
 
 def test_unknown_config_key_lists_valid_ones(tmp_path, env):
     done = csl_nb("train", "--config", config(tmp_path), "--set", "learning_rate=0.1", env=env)
     assert done.returncode == 2 and "unknown config key(s) ['learning_rate']" in done.stderr and "valid keys" in done.stderr
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(augment=5), "config key augment"), (dict(epochs="three"), "config key epochs: expected an integer, got 'three'"),
+    (dict(iters_per_epoch=-1), "iters_per_epoch"), (dict(split="92"), "the embedded set is generated"),
+    (dict(batch_size=16), "fewer than one batch of 16"), (dict(alpha=0.0), "alpha must be"),
+])
+def test_bad_configs_are_named_before_training(tmp_path, env, values, message):
+    done = csl_nb("train", "--config", config(tmp_path, **values), "--out", tmp_path / "run", env=env)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_resume_refuses_another_config(tmp_path, env):
+    run = tmp_path / "run"
+    first = csl_nb("train", "--config", config(tmp_path, epochs=1), "--out", run, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    saved = (run / "config.yaml").read_text()
+    other = csl_nb("train", "--config", config(tmp_path, epochs=2), "--out", run, "--resume", "--method", "threshold", "--set", "lr=0.02", env=env)
+    assert other.returncode == 2 and "lr: 0.01 → 0.02" in other.stderr and "method: 'csl' → 'threshold'" in other.stderr
+    assert (run / "config.yaml").read_text() == saved                # nothing overwritten
+    longer = csl_nb("train", "--config", config(tmp_path, epochs=2), "--out", run, "--resume", env=env)
+    assert longer.returncode == 0, longer.stderr[-2000:]              # more epochs is allowed
+    assert checkpoint(run)["epoch"] == 2
+
+
+def test_a_start_removes_only_its_own_temporary_files(tmp_path, env):
+    run = tmp_path / "run"; run.mkdir()
+    for name in (".notes.tmp", ".last.pt.12345.tmp", "mine.tmp"): (run / name).write_text("keep?")
+    done = csl_nb("train", "--config", config(tmp_path, epochs=1), "--out", run, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in run.iterdir() if p.suffix == ".tmp") == [".notes.tmp", "mine.tmp"]   # the checkpoint's own is gone
+
+
+def test_a_corrupt_val_image_stops_the_run_before_training(tmp_path, env):
+    warm = csl_nb("train", "--config", config(tmp_path, epochs=1), "--out", tmp_path / "first", env=env)   # generates the data set
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    image = sorted((tmp_path / "cache").glob("embedded-*/images/val/00003.png"))[0]
+    image.write_bytes(image.read_bytes()[:60])
+    started = time.time()
+    done = csl_nb("train", "--config", config(tmp_path, epochs=1), "--out", tmp_path / "second", env=env)
+    assert done.returncode == 2 and "validation set" in done.stderr and "00003.png cannot be read" in done.stderr
+    assert not (tmp_path / "second" / "last.pt").exists()
 
 
 @pytest.mark.parametrize("method", ["csl", "threshold"])
@@ -99,3 +149,18 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, env, method):
     log = json.loads((out / "log.jsonl").read_text().splitlines()[0])
     assert all(map(lambda v: v == v and abs(v) < 1e6, log["losses"].values())), log["losses"]
     assert 0 <= log["val"]["miou"] <= 1
+
+
+@pytest.mark.parametrize("method", ["supervised", "threshold", "csl"])
+def test_each_method_learns(tmp_path, monkeypatch, method):
+    "A few dozen steps on a tiny embedded set raise val mIoU above the untrained model's."
+    import csl_nb.train as trainer
+    from csl_nb.evaluate import evaluate
+    monkeypatch.setenv("CSL_NB_CACHE", str(tmp_path / "cache"))
+    cfg = trainer.load_config(config(tmp_path, method=method, epochs=2, iters_per_epoch=12, batch_size=4, lr=0.02,
+                                     embedded=dict(labeled=8, unlabeled=48, val=8)), {"out": str(tmp_path / "run")})
+    datasets = trainer.build_datasets(cfg)
+    untrained, _, _ = trainer.build_training(cfg, torch.device("cpu"), 1)
+    before = evaluate(untrained, torch.utils.data.DataLoader(datasets["val"], batch_size=8), 11, progress=False)["miou"]
+    after = trainer.train(cfg)["val"]["miou"]
+    assert after > before + 0.02, (before, after)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Time the README's two commands as a new user runs them: a clean clone, a new virtual environment, an empty data cache.
+# Writes the times to nbs/results/fresh_clone.md of this checkout (which the README shows).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+git clone -q "$repo" "$work/csl_nb"
+cd "$work/csl_nb"
+python3 -m venv "$work/venv"
+source "$work/venv/bin/activate"
+export CSL_NB_CACHE="$work/cache"
+seconds() { local start=$SECONDS; "$@" > "$work/$1.log" 2>&1 || { tail -30 "$work/$1.log"; exit 1; }; echo $(( SECONDS - start )); }
+install=$(seconds pip install -e .)
+demo=$(seconds csl_nb demo)
+dev=$(seconds pip install -e ".[dev]")
+tests=$(seconds make test)
+minutes() { printf "%d min %02d s" $(( $1 / 60 )) $(( $1 % 60 )); }
+cat > "$repo/nbs/results/fresh_clone.md" <<TABLE
+Measured from a clean clone of $(git rev-parse --short HEAD) in a new virtual environment with an empty data cache, on
+$(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d) (\`make fresh-clone\`):
+
+| command | time |
+|---|---|
+| \`pip install -e .\` | $(minutes $install) |
+| \`csl_nb demo\` | $(minutes $demo) |
+| \`pip install -e ".[dev]"\` (after the above) | $(minutes $dev) |
+| \`make test\` | $(minutes $tests) |
+TABLE
+grep -E "passed|failed" "$work/make.log" | tail -2 >> "$repo/nbs/results/fresh_clone.md" || true
+cat "$repo/nbs/results/fresh_clone.md"
