@@ -15,7 +15,6 @@ from dataclasses import dataclass, fields, replace, asdict
 from pathlib import Path
 import numpy as np
 import torch
-import matplotlib
 import matplotlib.pyplot as plt
 from .overlap import pixel_table, plot_confidence_histograms
 from .dispersion import csl_select, plot_selection

@@ -9,7 +9,7 @@ __all__ = ['TENSOR_SUFFIXES', 'COMMANDS', 'load_tensor', 'save_like', 'load_sele
            'add_evaluate', 'add_reproduce', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
-import argparse, json, sys
+import argparse, json
 from pathlib import Path
 import numpy as np
 import torch

@@ -16,7 +16,7 @@ __all__ = ['METHODS', 'MIXINGS', 'TRUE_WORDS', 'FALSE_WORDS', 'CONFIGS', 'DIAGNO
 # %% ../nbs/08_train.ipynb #3e432dc9
 import json, math, os, random, re, resource, time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, asdict, replace, is_dataclass, MISSING
+from dataclasses import dataclass, field, fields, asdict, is_dataclass, MISSING
 from pathlib import Path
 import torch
 import torch.nn.functional as F

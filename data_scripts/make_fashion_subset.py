@@ -8,7 +8,7 @@ to csl_nb/assets/fashion_subset.npz with its licence notice. Deterministic: the 
 
     python data_scripts/make_fashion_subset.py [--source DIR] [--train-per-class 1200] [--test-per-class 200]
 """
-import argparse, gzip, io, sys, zipfile
+import argparse, gzip, io, zipfile
 from pathlib import Path
 import numpy as np
 

@@ -10,7 +10,7 @@ pycocotools`), larger objects first so that small ones stay visible; crowd regio
 preparation in spirit; pixel-level details of masks prepared elsewhere may differ. Archives are checked against their
 published MD5 (--skip-checksum to skip). COCO's unlabelled lists are derived by the loader (train2017 minus labelled).
 """
-import argparse, io, json
+import argparse, json
 from pathlib import Path
 import numpy as np
 from PIL import Image

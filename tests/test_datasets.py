@@ -1,7 +1,6 @@
 """The loader's answers to bad data on disk, and its start-up on a large split."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from csl_nb.datasets import SemiDataset, AugmentConfig, read_split, benchmark_datasets

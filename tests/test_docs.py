@@ -1,5 +1,5 @@
 """The offline HTML site and the executed notebooks: what a reader sees without running anything."""
-import json, subprocess, sys
+import json, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Training runs that do not belong in a tutorial: two DDP processes, a killed and resumed run, a diverging run, bad run
 folders and configs, and that each method learns."""
-import json, os, shutil, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -134,7 +134,7 @@ def test_a_corrupt_val_image_stops_the_run_before_training(tmp_path, env):
     assert warm.returncode == 0, warm.stderr[-2000:]
     image = sorted((tmp_path / "cache").glob("embedded-*/images/val/00003.png"))[0]
     image.write_bytes(image.read_bytes()[:60])
-    started = time.time()
+    time.time()
     done = csl_nb("train", "--config", config(tmp_path, epochs=1), "--out", tmp_path / "second", env=env)
     assert done.returncode == 2 and "validation set" in done.stderr and "00003.png cannot be read" in done.stderr
     assert not (tmp_path / "second" / "last.pt").exists()
