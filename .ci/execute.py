@@ -2,7 +2,8 @@
 
     python .ci/execute.py [NOTEBOOK ...]   (default: every notebook in nbs/, in reading order)
 
-Progress bars are switched off (TQDM_DISABLE) so that the saved outputs hold no timings that change on every run."""
+Progress bars are switched off (TQDM_DISABLE) and what cells wrote to stderr (progress bars a function was asked to show,
+library warnings with this machine's paths) is not kept, so that the saved outputs do not change on every run."""
 import os, sys, time
 from pathlib import Path
 import nbformat
@@ -12,11 +13,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_site import reading_order  # noqa: E402
 
 
+def skipped(cell) -> bool:
+    "Cells nbdev_test does not run either: flagged `#| eval: false` (e.g. the `if __name__ == '__main__'` entry points)."
+    return cell.cell_type == "code" and any(line.strip().replace(" ", "") == "#|eval:false" for line in cell.source.splitlines())
+
+
+def drop_stderr(notebook):
+    "Remove every stderr stream output (progress bars and warnings: timings and local paths that churn)."
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    return notebook
+
+
 def execute(path: Path, timeout: int = 3600):
-    "Run every cell of the notebook at `path` in its own folder and write it back with the outputs."
+    "Run every cell of the notebook at `path` (but the skipped ones) in its own folder and write it back with the outputs."
     notebook = nbformat.read(path, as_version=4)
+    held = {i: cell.source for i, cell in enumerate(notebook.cells) if skipped(cell)}
+    for i in held: notebook.cells[i].source = ""
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    nbformat.write(notebook, path)
+    for i, source in held.items(): notebook.cells[i].source, notebook.cells[i].outputs = source, []
+    nbformat.write(drop_stderr(notebook), path)
 
 
 if __name__ == "__main__":

@@ -105,9 +105,10 @@ def results_rows(runs:dict) -> list:
 def _pct(x): return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}"
 
 def _mean_std(values:list) -> str:
-    "'m ± s' in percent (s = 0 for one value), '—' if any value is missing."
+    "'m ± s' in percent (just 'm' for one value: one seed has no spread), '—' if any value is missing."
     if any(v != v for v in values): return "—"
-    return f"{100 * statistics.mean(values):.1f} ± {100 * (statistics.stdev(values) if len(values) > 1 else 0.0):.1f}"
+    if len(values) == 1: return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 # %% ../nbs/09_benchmark.ipynb #6543f692
 def paired_difference(rows:list, split:int, a:str="csl", b:str="threshold") -> list:

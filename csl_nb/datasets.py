@@ -32,7 +32,7 @@ MODES = ("labeled", "unlabeled", "val")
 # %% ../nbs/05_data.ipynb #c7607ff0
 @dataclass
 class AugmentConfig:
-    "Every data-side parameter of METHOD.md §4–5, with its value as the default."
+    "Every data-side parameter of the reference pipeline (UniMatch's, which CSL uses), with its value as the default."
     crop: int = 321                        # square crop side S
     scale_range: tuple = (0.5, 2.0)        # random rescale ratio
     hflip_p: float = 0.5

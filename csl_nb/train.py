@@ -173,14 +173,14 @@ def _set(values:dict, dotted:str, value):
 
 def load_config(source, overrides:dict=None) -> TrainConfig:
     "A TrainConfig from a YAML file or a shipped config's name, with `overrides` (dotted keys, strings or values) on top."
-    path = Path(source)
+    path, name = Path(source), str(source)
     if not path.is_file():
-        path = CONFIGS / f"{source}.yaml"
+        path, name = CONFIGS / f"{source}.yaml", f"the shipped config {source!r}"
         if not path.is_file(): raise FileNotFoundError(f"no config file {source!r}; shipped: {sorted(p.stem for p in CONFIGS.glob('*.yaml'))}")
     values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict): raise ValueError(f"{path}: a config must be a YAML mapping")
+    if not isinstance(values, dict): raise ValueError(f"{name}: a config must be a YAML mapping")
     for key, value in (overrides or {}).items(): _set(values, key, value)
-    return check_config(config_from_dict(TrainConfig, values, str(path)))
+    return check_config(config_from_dict(TrainConfig, values, f"{name} with its overrides" if overrides else name))
 
 # %% ../nbs/08_train.ipynb #d2cccae7
 def setup_processes() -> tuple:

@@ -44,3 +44,9 @@ def test_notebooks_import_only_from_earlier_ones():
         imported = {line.split("csl_nb.")[1].split()[0] for line in text.splitlines() if line.strip().startswith("from csl_nb.")}
         earlier = {modules[s] for s in order[:i]}
         assert imported <= earlier, f"{stem} imports {sorted(imported - earlier)} from later notebooks"
+
+
+def test_notebooks_and_package_are_self_contained():
+    "The tutorial states its formulas itself: no notebook or module points the reader to a specification file the repository lacks."
+    for path in sorted((ROOT / "nbs").glob("*.ipynb")) + sorted((ROOT / "csl_nb").glob("*.py")):
+        assert "METHOD.md" not in path.read_text(), f"{path.name} cites METHOD.md, which is not in the repository"
