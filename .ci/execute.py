@@ -18,11 +18,16 @@ def skipped(cell) -> bool:
     return cell.cell_type == "code" and any(line.strip().replace(" ", "") == "#|eval:false" for line in cell.source.splitlines())
 
 
-def drop_stderr(notebook):
-    "Remove every stderr stream output (progress bars and warnings: timings and local paths that churn)."
+def steady_outputs(notebook):
+    "Drop stderr streams (progress bars, warnings: timings and local paths) and join consecutive stdout chunks (how a print is split varies run to run)."
     for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+        if cell.cell_type != "code": continue
+        outputs = []
+        for output in cell.outputs:
+            if output.output_type == "stream" and output.name == "stderr": continue
+            if output.output_type == "stream" and outputs and outputs[-1].output_type == "stream": outputs[-1].text += output.text
+            else: outputs.append(output)
+        cell.outputs = outputs
     return notebook
 
 
@@ -33,7 +38,7 @@ def execute(path: Path, timeout: int = 3600):
     for i in held: notebook.cells[i].source = ""
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     for i, source in held.items(): notebook.cells[i].source, notebook.cells[i].outputs = source, []
-    nbformat.write(drop_stderr(notebook), path)
+    nbformat.write(steady_outputs(notebook), path)
 
 
 if __name__ == "__main__":
