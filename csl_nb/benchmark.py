@@ -22,7 +22,7 @@ from .trusted_mask import hide_reliable, block_mask
 from .embedded import CLASS_NAMES
 from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, embedded_datasets
 from .model import build_model
-from .train import TrainConfig, load_config, train, run_folder, read_checkpoint, load_weights
+from .train import TrainConfig, load_config, train, run_folder, read_checkpoint, load_weights, selector_options
 
 # %% ../nbs/09_benchmark.ipynb #0163162a
 VARIANTS = {"supervised": dict(method="supervised"), "threshold": dict(method="threshold"),
@@ -262,7 +262,7 @@ def analysis_figures(report:Path, cfg:TrainConfig, count:int=64):
     load_weights(model, read_checkpoint(run_folder(cfg) / "last.pt"), run_folder(cfg) / "last.pt")
     probs, truth, images = weak_predictions(model, embedded_datasets(cfg.augment, cfg.embedded)["unlabeled"], count)
     keep = truth != IGNORE_INDEX
-    selection = csl_select(probs, keep, alpha=cfg.alpha, dispersion=cfg.dispersion, confidence_scaling=cfg.confidence_scaling, scale=cfg.scale)
+    selection = csl_select(probs, keep, **selector_options(cfg))
     save_figure(plot_trained_overlap(probs, truth, selection, cfg.tau), Path(report) / "overlap.png")
     save_figure(plot_selection(selection, 0, probs.argmax(1) == truth, alpha=cfg.alpha).figure, Path(report) / "selection.png")
     save_figure(plot_qualitative(probs, truth, images, selection, cfg.augment), Path(report) / "qualitative.png")

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import csl_nb
 from .overlap import synthetic_predictions, pixel_table, threshold_report, format_report, plot_confidence_histograms
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
-from .train import train, load_config, use_all_cores, TrainingDiverged
+from .train import train, load_config, use_all_cores, TrainingDiverged, METHODS
 from .benchmark import demo, bench, protocol, protocol_with, DEMO, BENCH
 from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED
 
@@ -177,7 +177,7 @@ def add_protocol(commands):
 def add_train(commands):
     p = commands.add_parser("train", help="train supervised, threshold or CSL (torchrun for several processes)")
     p.add_argument("--config", required=True, help="YAML file, or a shipped config: embedded, pascal_classic, pascal_blended, cityscapes, coco")
-    p.add_argument("--method", choices=["csl", "threshold", "supervised"], help="override the config's method")
+    p.add_argument("--method", choices=METHODS, help="override the config's method")
     p.add_argument("--out", type=Path, help="run folder (default runs/DATASET-METHOD)")
     p.add_argument("--resume", action="store_true", help="continue the run in the out folder from its last.pt")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. epochs=2 augment.crop=64")
@@ -193,7 +193,7 @@ def add_reproduce(commands):
     p.add_argument("table", choices=sorted(TABLES))
     p.add_argument("--data-root", required=True, help="the prepared data folder")
     p.add_argument("--runs", default="runs", help="where the table's runs are (default runs)")
-    p.add_argument("--method", default="csl", choices=["csl", "threshold", "supervised"])
+    p.add_argument("--method", default="csl", choices=METHODS)
     p.add_argument("--published", type=Path, default=PUBLISHED, help="your copy of published.yaml (default: the shipped one)")
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,19 +4,18 @@
 
 # %% auto #0
 __all__ = ['DISPERSIONS', 'check_shapes', 'compute_dtype', 'row_sums', 'simplex_violations', 'raise_for_simplex',
-           'check_probabilities', 'check_dispersion', 'residual_dispersion', 'dispersion_scale', 'check_scale',
-           'feature_planes', 'confidence_features', 'CSLSelection', 'check_options', 'as_selection', 'csl_select',
-           'csl_weights', 'threshold_weights', 'reference_csl_weights', 'compiled_csl_select', 'plot_feature_scatter',
+           'check_probabilities', 'check_dispersion', 'residual_dispersion', 'dispersion_scale', 'feature_planes',
+           'confidence_features', 'CSLSelection', 'check_options', 'as_selection', 'csl_select', 'csl_weights',
+           'threshold_weights', 'reference_csl_weights', 'compiled_csl_select', 'plot_feature_scatter',
            'cluster_boundary', 'plot_selection', 'separability_report']
 
 # %% ../nbs/02_residual_dispersion.ipynb #953b2c6e
-import math
 from typing import NamedTuple
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from .overlap import separability
-from .selector import (EPS, check_alpha, separate, weigh_clusters, gram_matrices, axes_from_gram, soft_weights,
+from .selector import (EPS, check_positive, separate, weigh_clusters, gram_matrices, axes_from_gram, soft_weights,
                              spectral_two_means, cluster_statistics, Separation)
 
 # %% ../nbs/02_residual_dispersion.ipynb #3e18e835
@@ -102,11 +101,6 @@ def dispersion_scale(conf:torch.Tensor, # max confidence c
     return (num_classes - 1) ** 2 / (2 * ((1 - conf).clamp_min(0) + eps))
 
 # %% ../nbs/02_residual_dispersion.ipynb #1e5c0c6d
-def check_scale(scale:float):
-    "Raise a clear error unless the dispersion multiplier a is a finite positive number."
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
-
 def feature_planes(probs:torch.Tensor, valid:torch.Tensor, dispersion:str="reference", confidence_scaling:bool=False,
                    scale:float=1.0, sums:torch.Tensor=None) -> torch.Tensor:
     "B×2×N feature rows (c, r) of every pixel, zero where not valid, in the compute dtype."
@@ -143,7 +137,7 @@ class CSLSelection(NamedTuple):
 
 def check_options(alpha:float, dispersion:str, scale:float):
     "Raise a clear error for a selection option no run can use."
-    check_alpha(alpha); check_dispersion(dispersion); check_scale(scale)
+    check_positive("alpha", alpha); check_dispersion(dispersion); check_positive("scale", scale)
 
 def as_selection(separation:Separation, features:torch.Tensor, valid:torch.Tensor) -> CSLSelection:
     "A batch's separation in its B×H×W shape, with the features NaN where not valid."

@@ -21,8 +21,9 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from .embedded import ASSETS
 
 # %% ../nbs/06_model.ipynb #2c8993d7
-RESNETS = {"resnet18": (resnet18, ResNet18_Weights, 64, 512), "resnet50": (resnet50, ResNet50_Weights, 256, 2048),
-           "resnet101": (resnet101, ResNet101_Weights, 256, 2048)}
+RESNETS = {  # name: (builder, ImageNet weights enum, low channels, high channels)
+    "resnet18": (resnet18, ResNet18_Weights, 64, 512), "resnet50": (resnet50, ResNet50_Weights, 256, 2048),
+    "resnet101": (resnet101, ResNet101_Weights, 256, 2048)}
 
 def imagenet_weights(name:str, download:bool=True):
     "torchvision's ImageNet weights enum member for ResNet `name`, with a clear error if the file is not available offline."
@@ -133,7 +134,6 @@ def dilate_mobilenet(features:nn.Sequential, output_stride:int):
                 for m in convs: m.stride = (1, 1)
             else: stride *= 2
         for m in convs: m.dilation, m.padding = (block_dilation, block_dilation), (block_dilation, block_dilation)
-        block_dilation = dilation   # later blocks of a dilated stage use the new dilation
     return features
 
 def mobilenet_encoder(pretrained:bool=False, output_stride:int=8) -> nn.Module:
@@ -170,9 +170,7 @@ class DeepLabV3PlusHead(nn.Module):
 
 # %% ../nbs/06_model.ipynb #3286a8e0
 ENCODERS = {  # name: (builder(pretrained, output_stride, **kw), low channels, high channels)
-    "resnet18": (functools.partial(resnet_encoder, "resnet18"), 64, 512),
-    "resnet50": (functools.partial(resnet_encoder, "resnet50"), 256, 2048),
-    "resnet101": (functools.partial(resnet_encoder, "resnet101"), 256, 2048),
+    **{name: (functools.partial(resnet_encoder, name), low, high) for name, (_, _, low, high) in RESNETS.items()},
     "resnet101-deepstem": (deep_stem_resnet101, 256, 2048),
     "mobilenetv2": (mobilenet_encoder, 24, 320),
 }

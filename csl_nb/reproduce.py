@@ -16,7 +16,7 @@ from .embedded import CLASS_NAMES, ASSETS
 from .datasets import check_split, split_pairs
 from .model import build_model
 from .evaluate import evaluate
-from .train import TrainConfig, config_from_dict, build_datasets, read_checkpoint, load_weights
+from .train import TrainConfig, config_from_dict, build_datasets, read_checkpoint, load_weights, val_batch_size
 
 # %% ../nbs/10_reproduce.ipynb #0f612c42
 TABLES = {
@@ -94,7 +94,7 @@ def evaluate_checkpoint(path:Path, mode:str=None, data_root:str=None) -> dict:
     model = build_model(cfg.model, cfg.num_classes)
     load_weights(model, saved, path)
     val = build_datasets(cfg)["val"]
-    loader = torch.utils.data.DataLoader(val, batch_size=16 if cfg.dataset == "embedded" else 1)
+    loader = torch.utils.data.DataLoader(val, batch_size=val_batch_size(cfg))
     result = evaluate(model, loader, cfg.num_classes, mode or cfg.eval_mode, cfg.augment.crop, progress=False)
     names = CLASS_NAMES if cfg.dataset == "embedded" else [str(k) for k in range(cfg.num_classes)]
     return dict(miou=result["miou"], iou=dict(zip(names, result["iou"])), epoch=saved.get("epoch"))

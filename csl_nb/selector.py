@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['RANK_TOL', 'NO_PIXEL_MEAN', 'NO_PIXEL_VAR', 'EPS', 'kmeans_sdp', 'round_sdp', 'sdp_two_means', 'spectral_two_means',
-           'cluster_statistics', 'check_alpha', 'soft_weights', 'gram_matrices', 'axes_from_gram', 'spectral_clusters',
-           'reliable_cluster', 'masked_statistics', 'Separation', 'weigh_clusters', 'separate',
+           'cluster_statistics', 'check_positive', 'soft_weights', 'gram_matrices', 'axes_from_gram',
+           'spectral_clusters', 'reliable_cluster', 'masked_statistics', 'Separation', 'weigh_clusters', 'separate',
            'partition_disagreement', 'sdp_disagreement']
 
 # %% ../nbs/01_convex_selector.ipynb #99169cdf
@@ -68,10 +68,10 @@ def cluster_statistics(features:torch.Tensor, # n×2 feature rows of one image
 # %% ../nbs/01_convex_selector.ipynb #9d0afb84
 EPS = 1e-8  # ε: keeps the z-scores finite when a cluster has no spread
 
-def check_alpha(alpha:float):
-    "Raise a clear error unless the fall-off α is a finite positive number."
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+def check_positive(name:str, value):
+    "Raise a clear error naming the option unless `value` is a finite number > 0 (the fall-off α, and later other options)."
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 def soft_weights(conf:torch.Tensor, disp:torch.Tensor, # B×… features
                  valid:torch.Tensor,                   # B×… bool, or 1.0/0.0
@@ -150,7 +150,7 @@ def separate(features:torch.Tensor, # B×2×N feature rows (c, r), zero where in
              alpha:float=8.0,       # fall-off of the soft weights
             ) -> Separation:
     "CSL's per-image separation of a batch of feature rows, and the soft weights."
-    check_alpha(alpha)
+    check_positive("alpha", alpha)
     return weigh_clusters(features, inside, *axes_from_gram(gram_matrices(features)), alpha)
 
 # %% ../nbs/01_convex_selector.ipynb #4a18141d

@@ -6,12 +6,12 @@
 __all__ = ['METHODS', 'MIXINGS', 'TRUE_WORDS', 'FALSE_WORDS', 'CONFIGS', 'DIAGNOSTIC_TAUS', 'TEMPORARY', 'RESUMABLE_CHANGES',
            'TrainConfig', 'coerce_value', 'config_from_dict', 'check_config', 'load_config', 'setup_processes',
            'use_all_cores', 'distributed', 'sync_buffers', 'all_sum', 'weight_spread', 'Repeated', 'make_loader',
-           'build_datasets', 'epoch_loaders', 'check_crop', 'check_batches', 'unlabeled_loss', 'ohem_loss',
-           'labeled_loss', 'select_pseudo_labels', 'PseudoLabelStats', 'paste', 'frozen_batchnorm_statistics', 'timed',
-           'train_step', 'poly_lr', 'CheckpointError', 'save_atomic', 'remove_stale_temporaries', 'read_checkpoint',
-           'model_identity', 'load_checkpoint', 'load_weights', 'config_differences', 'check_resumable', 'rng_state',
-           'set_rng_state', 'TrainingDiverged', 'run_folder', 'train_epoch', 'build_training', 'prepare_data', 'train',
-           'write_log']
+           'build_datasets', 'val_batch_size', 'epoch_loaders', 'check_crop', 'check_batches', 'unlabeled_loss',
+           'ohem_loss', 'labeled_loss', 'selector_options', 'select_pseudo_labels', 'PseudoLabelStats', 'paste',
+           'frozen_batchnorm_statistics', 'timed', 'memory_format', 'train_step', 'poly_lr', 'CheckpointError',
+           'save_atomic', 'remove_stale_temporaries', 'read_checkpoint', 'model_identity', 'load_checkpoint',
+           'load_weights', 'config_differences', 'check_resumable', 'rng_state', 'set_rng_state', 'TrainingDiverged',
+           'run_folder', 'train_epoch', 'build_training', 'prepare_data', 'train', 'write_log']
 
 # %% ../nbs/08_train.ipynb #3e432dc9
 import json, math, os, random, re, resource, time
@@ -25,6 +25,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 import csl_nb
+from .selector import check_positive
 from .dispersion import csl_select, threshold_weights, check_options
 from .trusted_mask import hide_reliable
 from .datasets import (AugmentConfig, NUM_CLASSES, IGNORE_INDEX, embedded_datasets, benchmark_datasets, read_image,
@@ -154,7 +155,7 @@ def check_config(cfg:TrainConfig) -> TrainConfig:
     if cfg.mixing not in MIXINGS: raise ValueError(f"mixing must be one of {MIXINGS}, got {cfg.mixing!r}")
     if cfg.epochs < 1 or cfg.batch_size < 1: raise ValueError(f"epochs and batch_size must be at least 1, got {cfg.epochs} and {cfg.batch_size}")
     if cfg.iters_per_epoch < 0 or cfg.workers < 0: raise ValueError("iters_per_epoch and workers must be ≥ 0 (iters_per_epoch 0: one pass)")
-    if not (_finite(cfg.lr) and cfg.lr > 0): raise ValueError(f"lr must be a finite number > 0, got {cfg.lr}")
+    check_positive("lr", cfg.lr)
     if not all(_finite(w) and w >= 0 for w in cfg.loss_weights): raise ValueError(f"loss_weights must be finite and ≥ 0, got {cfg.loss_weights}")
     if not 0 <= cfg.tau <= 1: raise ValueError(f"tau must be in [0, 1], got {cfg.tau}")
     check_options(cfg.alpha, cfg.dispersion, cfg.scale)
@@ -213,8 +214,8 @@ def all_sum(tensor:torch.Tensor) -> torch.Tensor:
 
 def weight_spread(model) -> float:
     "Largest difference between any rank's and rank 0's sum of parameters and buffers (0.0: the ranks hold one model)."
-    total = torch.stack([t.detach().double().sum() for t in model.state_dict().values() if t.is_floating_point()]).sum()
     if not distributed(): return 0.0
+    total = torch.stack([t.detach().double().sum() for t in model.state_dict().values() if t.is_floating_point()]).sum()
     totals = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(totals, total)
     return float(max((t - totals[0]).abs() for t in totals))
@@ -239,17 +240,22 @@ def build_datasets(cfg:TrainConfig) -> dict:
     if cfg.dataset == "embedded": return embedded_datasets(cfg.augment, cfg.embedded)
     return benchmark_datasets(cfg.dataset, cfg.split, cfg.data_root, cfg.augment)
 
+def val_batch_size(cfg:TrainConfig) -> int:
+    "Validation batch: the embedded set's small scenes 16 at a time, the benchmarks' images of different sizes one by one."
+    return 16 if cfg.dataset == "embedded" else 1
+
 def epoch_loaders(datasets:dict, cfg:TrainConfig, epoch:int, world:int, rank:int) -> dict:
     "This epoch's loaders: labelled (repeated), unlabelled, mixing (the same order by default), val."
     seed = cfg.seed * 100003 + epoch
     repeated = Repeated(datasets["labeled"], len(datasets["unlabeled"]))
     loaders = dict(labeled=make_loader(repeated, cfg, world, rank, seed))
     if cfg.method != "supervised":
-        mixing_seed = seed + 7919 if cfg.mixing == "same" else seed + 15881
-        loaders.update(unlabeled=make_loader(datasets["unlabeled"], cfg, world, rank, seed + 7919),
+        unlabeled_seed = seed + 7919
+        mixing_seed = unlabeled_seed if cfg.mixing == "same" else seed + 15881
+        loaders.update(unlabeled=make_loader(datasets["unlabeled"], cfg, world, rank, unlabeled_seed),
                        mixing=make_loader(datasets["unlabeled"], cfg, world, rank, mixing_seed))
     else: loaders.update(unlabeled=loaders["labeled"], mixing=loaders["labeled"])
-    loaders["val"] = make_loader(datasets["val"], cfg, world, rank, seed, shuffle=False, batch_size=1 if cfg.dataset != "embedded" else 16)
+    loaders["val"] = make_loader(datasets["val"], cfg, world, rank, seed, shuffle=False, batch_size=val_batch_size(cfg))
     return loaders
 
 # %% ../nbs/08_train.ipynb #8400b477
@@ -291,12 +297,15 @@ def labeled_loss(logits:torch.Tensor, target:torch.Tensor, cfg:TrainConfig) -> t
     return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
 
 # %% ../nbs/08_train.ipynb #e15eb8d5
+def selector_options(cfg:TrainConfig) -> dict:
+    "The config's options of CSL's selection, as keyword arguments of `csl_select`."
+    return dict(alpha=cfg.alpha, dispersion=cfg.dispersion, confidence_scaling=cfg.confidence_scaling, scale=cfg.scale)
+
 def select_pseudo_labels(probs:torch.Tensor, valid:torch.Tensor, cfg:TrainConfig) -> tuple:
     "(pseudo-labels, weights, reliable mask) of softmax `probs` by the configured method."
     label = probs.argmax(1)
     if cfg.method == "csl":
-        selection = csl_select(probs, valid, alpha=cfg.alpha, dispersion=cfg.dispersion, confidence_scaling=cfg.confidence_scaling,
-                               scale=cfg.scale, validate=False)
+        selection = csl_select(probs, valid, **selector_options(cfg), validate=False)
         return label, selection.weights, selection.reliable
     weights = threshold_weights(probs, valid, cfg.tau)
     return label, weights, weights == 1
@@ -357,9 +366,13 @@ def timed(fn, timer:dict, *args):
     return out
 
 # %% ../nbs/08_train.ipynb #29b569ba
+def memory_format(cfg:TrainConfig) -> torch.memory_format:
+    "The memory format of the model and its 4-d inputs: channels-last if the config asks for it."
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
 def train_step(model, labeled:dict, unlabeled:dict, mixing:dict, cfg:TrainConfig, device, timer:dict) -> tuple:
     "One CSL step: returns (total loss, terms, weak probs and selection for diagnostics)."
-    memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    memory = memory_format(cfg)
     to = lambda t: t.to(device, non_blocking=True, memory_format=memory) if t.ndim == 4 else t.to(device, non_blocking=True)
     x, y = to(labeled["image"]), to(labeled["mask"])
     if cfg.method == "supervised":
@@ -519,7 +532,7 @@ def build_training(cfg:TrainConfig, device, world:int) -> tuple:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.num_classes, cfg.pretrained, cfg.backbone_weights)
     if cfg.init_checkpoint: load_weights(model, load_checkpoint(cfg.init_checkpoint, cfg), cfg.init_checkpoint)
-    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    model = model.to(device, memory_format=memory_format(cfg))
     optimizer = torch.optim.SGD(model.parameter_groups(cfg.lr, cfg.lr_multi), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if world > 1:
         if device.type == "cuda": model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
