@@ -2,9 +2,17 @@ SHELL := /bin/bash
 # The project's tasks. `make test` is the whole test suite (what CI runs).
 NBDEV_TEST_TIMEOUT ?= 2400
 
-.PHONY: test sync-check nbtest pytest readme export docs site fresh-clone speed
+.PHONY: test test-fast sync-check nbtest nbtest-fast pytest pytest-main pytest-fast pytest-full-size readme export docs site fresh-clone speed memory
 
-test: sync-check nbtest pytest
+# The whole suite: sync check; the notebooks' tests (slow cells included) beside the pytest cases, one thread each on the
+# two cores; then the full-size step of each paper config, which wants both cores to itself.
+test: sync-check
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest pytest-main
+	$(MAKE) --no-print-directory pytest-full-size
+
+# The edit loop (under a minute): notebooks without their `#| slow` cells, pytest without the slow and full-size cases.
+test-fast:
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest-fast pytest-fast
 
 # Fails if cleaning, exporting or regenerating the README would change any file: notebooks, package and README in sync.
 sync-check:
@@ -17,10 +25,22 @@ sync-check:
 	echo "sync-check: notebooks, csl_nb/ and README.md are in sync"
 
 nbtest:
-	timeout $(NBDEV_TEST_TIMEOUT) nbdev_test --timing
+	OMP_NUM_THREADS=1 timeout $(NBDEV_TEST_TIMEOUT) nbdev_test --flags slow --n_workers 1 --timing
+
+nbtest-fast:
+	OMP_NUM_THREADS=1 nbdev_test --n_workers 1 --timing
 
 pytest:
 	python -m pytest -q tests
+
+pytest-main:
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not full_size" tests
+
+pytest-fast:
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not slow and not full_size" tests
+
+pytest-full-size:
+	python -m pytest -q -m full_size tests
 
 readme:
 	python .ci/readme.py
@@ -41,3 +61,7 @@ fresh-clone:
 
 speed:
 	python -m csl_nb.speed selector --out nbs/results/speed && python -m csl_nb.speed step --out nbs/results/speed
+
+# One full-size step of each paper config at its per-GPU batch, its peak memory read by `csl_nb reproduce`.
+memory:
+	python -m csl_nb.speed memory --out csl_nb/assets/measured

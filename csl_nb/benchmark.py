@@ -21,8 +21,8 @@ from .dispersion import csl_select, plot_selection
 from .trusted_mask import hide_reliable, block_mask
 from .embedded import CLASS_NAMES
 from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, embedded_datasets
-from .model import build_model
-from .train import TrainConfig, load_config, train, run_folder, read_checkpoint, load_weights, selector_options
+from .config import TrainConfig, load_config, config_dict
+from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options
 
 # %% ../nbs/09_benchmark.ipynb #0163162a
 VARIANTS = {"supervised": dict(method="supervised"), "threshold": dict(method="threshold"),
@@ -72,7 +72,7 @@ def run_variant(cfg:TrainConfig) -> list:
     last = run_folder(cfg) / "last.pt"
     if last.is_file():
         saved = read_checkpoint(last)
-        if saved["config"] == json.loads(json.dumps(asdict(cfg))) and saved["epoch"] == cfg.epochs: return saved["history"]
+        if saved["config"] == config_dict(cfg) and saved["epoch"] == cfg.epochs: return saved["history"]
         train(cfg, resume=True)   # refuses a run folder that holds another config
     else: train(cfg)
     return read_checkpoint(last)["history"]
@@ -258,7 +258,7 @@ def save_figure(fig, path:Path):
 
 def analysis_figures(report:Path, cfg:TrainConfig, count:int=64):
     "The trained CSL model's confidence overlap, one image's (c, r) selection and a qualitative strip, as PNGs in `report`."
-    model = build_model(cfg.model, cfg.num_classes)
+    model = model_from_config(cfg)
     load_weights(model, read_checkpoint(run_folder(cfg) / "last.pt"), run_folder(cfg) / "last.pt")
     probs, truth, images = weak_predictions(model, embedded_datasets(cfg.augment, cfg.embedded)["unlabeled"], count)
     keep = truth != IGNORE_INDEX

@@ -19,9 +19,10 @@ import matplotlib.pyplot as plt
 import csl_nb
 from .overlap import synthetic_predictions, pixel_table, threshold_report, format_report, plot_confidence_histograms
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
-from .train import train, load_config, use_all_cores, TrainingDiverged, METHODS
+from .config import load_config, METHODS
+from .train import train, use_all_cores, TrainingDiverged
 from .benchmark import demo, bench, protocol, protocol_with, DEMO, BENCH
-from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED
+from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
 
 # %% ../nbs/90_cli.ipynb #50eb5ac6
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
@@ -193,7 +194,7 @@ def add_reproduce(commands):
     p.add_argument("table", choices=sorted(TABLES))
     p.add_argument("--data-root", required=True, help="the prepared data folder")
     p.add_argument("--runs", default="runs", help="where the table's runs are (default runs)")
-    p.add_argument("--method", default="csl", choices=METHODS)
+    p.add_argument("--method", nargs="+", default=list(REPRODUCED_METHODS), choices=METHODS, help="methods to print and collect (default: csl unimatch supervised)")
     p.add_argument("--published", type=Path, default=PUBLISHED, help="your copy of published.yaml (default: the shipped one)")
 
 def build_parser() -> argparse.ArgumentParser:

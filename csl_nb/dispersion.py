@@ -148,6 +148,7 @@ def as_selection(separation:Separation, features:torch.Tensor, valid:torch.Tenso
                         separation.mean, separation.var, separation.axes, separation.singular)
 
 # %% ../nbs/02_residual_dispersion.ipynb #5b47ab18
+@torch.no_grad()   # weights are targets, never differentiated: probabilities that still require grad are welcome
 def _separation(probs, valid, alpha, dispersion, confidence_scaling, scale, validate):
     "Checks (if asked), features and separation of a batch: (Separation, B×2×N features)."
     check_options(alpha, dispersion, scale)
@@ -237,6 +238,7 @@ def _features_and_checks(probs, valid, dispersion, confidence_scaling, scale):
 def _compiled_stages():
     return torch.compile(_features_and_checks, dynamic=False), torch.compile(weigh_clusters, dynamic=False)
 
+@torch.no_grad()
 def compiled_csl_select(probs:torch.Tensor, valid:torch.Tensor, *, alpha:float=8.0, dispersion:str="reference",
                         confidence_scaling:bool=False, scale:float=1.0) -> CSLSelection:
     "`csl_select` through torch.compile: the same selection (to float rounding) from fused kernels."

@@ -208,9 +208,10 @@ MODEL_PRESETS = {
     "deeplabv3plus-resnet18-light": dict(backbone="resnet18", output_stride=16, rates=(1, 2, 3), channels=64),
 }
 
-def build_model(name:str, num_classes:int, pretrained:bool=False, backbone_weights:str=UNIMATCH_WEIGHTS) -> DeepLabV3Plus:
-    "One of MODEL_PRESETS with `num_classes` outputs (`backbone_weights`: the deep-stem ResNet-101's weight file)."
+def build_model(name:str, num_classes:int, pretrained:bool=False, backbone_weights:str=UNIMATCH_WEIGHTS,
+                output_stride:int=None, rates:tuple=None) -> DeepLabV3Plus:
+    "One of MODEL_PRESETS with `num_classes` outputs; `output_stride` and ASPP `rates` replace the preset's unless 0 / None."
     if name not in MODEL_PRESETS: raise ValueError(f"model must be one of {sorted(MODEL_PRESETS)}, got {name!r}")
-    preset = MODEL_PRESETS[name]
+    preset = {**MODEL_PRESETS[name], **({"output_stride": output_stride} if output_stride else {}), **({"rates": tuple(rates)} if rates and any(rates) else {})}
     options = dict(weights_path=backbone_weights) if preset["backbone"] == "resnet101-deepstem" else {}
     return DeepLabV3Plus(num_classes, pretrained=pretrained, **preset, **options)

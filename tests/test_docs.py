@@ -1,6 +1,7 @@
 """The offline HTML site and the executed notebooks: what a reader sees without running anything."""
-import json, sys
+import html, json, os, re, subprocess, sys
 from pathlib import Path
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".ci"))
@@ -50,3 +51,46 @@ def test_notebooks_and_package_are_self_contained():
     "The tutorial states its formulas itself: no notebook or module points the reader to a specification file the repository lacks."
     for path in sorted((ROOT / "nbs").glob("*.ipynb")) + sorted((ROOT / "csl_nb").glob("*.py")):
         assert "METHOD.md" not in path.read_text(), f"{path.name} cites METHOD.md, which is not in the repository"
+
+
+CHECK = """<script>
+window.addEventListener('load', () => {
+  const box = e => e.getBoundingClientRect();
+  const line = parseFloat(getComputedStyle(document.querySelector('main p')).fontSize);
+  const report = {images: document.images.length, loaded: [...document.images].filter(i => i.complete && i.naturalWidth > 0).length,
+    blocks: document.querySelectorAll('math[display=block]').length,
+    fractions: [...document.querySelectorAll('mfrac')].map(f => box(f).height), line: line,
+    chapters: document.querySelectorAll('nav.sidebar a').length, pager: document.querySelectorAll('footer.pager a').length,
+    prompts: document.querySelectorAll('.jp-InputPrompt, .prompt, .input_prompt').length};
+  document.body.setAttribute('data-check', JSON.stringify(report));
+});
+</script>"""
+
+
+def chromium():
+    import shutil
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        if os.environ.get("CI"): pytest.fail("Debian's chromium is not installed: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("needs Debian's chromium (apt-get install chromium); CI installs it")
+    return found
+
+
+def test_a_chapter_renders_its_formula_and_figures_offline_in_chromium(tmp_path):
+    "Headless Chromium, no network: the residual-dispersion chapter's formula is laid out as a fraction and every figure decodes."
+    browser = chromium()
+    notebooks = [ROOT / "nbs" / "01_convex_selector.ipynb", ROOT / "nbs" / "02_residual_dispersion.ipynb"]
+    docs_site.build(notebooks, tmp_path)
+    page = (tmp_path / "02_residual_dispersion.html").read_text()
+    assert "<script" not in page and "http://" not in page.split("<body>")[0] and "https://" not in page.split("<body>")[0]
+    (tmp_path / "checked.html").write_text(page.replace("</body>", CHECK + "</body>"))
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                           "--virtual-time-budget=5000", "--dump-dom", (tmp_path / "checked.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    found = re.search(r"data-check=\"([^\"]*)\"", done.stdout)
+    assert found, done.stderr[-2000:]
+    report = json.loads(html.unescape(found.group(1)))
+    assert report["images"] >= 2 and report["loaded"] == report["images"], report          # every embedded figure decodes
+    assert report["blocks"] >= 1 and max(report["fractions"]) > 1.6 * report["line"], report  # a fraction stacked over two lines of text: MathML laid out
+    assert report["chapters"] == 1 + 2 and report["pager"] == 1 and report["prompts"] == 0, report

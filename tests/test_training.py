@@ -79,7 +79,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, env):
 def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     import csl_nb.train as trainer
     monkeypatch.setenv("CSL_NB_CACHE", str(tmp_path / "cache"))
-    cfg = trainer.load_config(config(tmp_path, epochs=3), {"out": str(tmp_path / "run")})
+    from csl_nb.config import load_config
+    cfg = load_config(config(tmp_path, epochs=3), {"out": str(tmp_path / "run")})
     trainer.train(cfg, stop_after_epoch=1)
     good = (tmp_path / "run" / "last.pt").read_bytes()
     real_step = trainer.train_step
@@ -140,7 +141,7 @@ def test_a_corrupt_val_image_stops_the_run_before_training(tmp_path, env):
     assert not (tmp_path / "second" / "last.pt").exists()
 
 
-@pytest.mark.parametrize("method", ["csl", "threshold"])
+@pytest.mark.parametrize("method", ["csl", "unimatch", "threshold"])
 def test_bf16_autocast_trains_on_cpu(tmp_path, env, method):
     "The bf16 path (autocast around the whole step) runs; on a GPU the same code trains the paper's configs."
     out = tmp_path / f"bf16-{method}"
@@ -151,13 +152,14 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, env, method):
     assert 0 <= log["val"]["miou"] <= 1
 
 
-@pytest.mark.parametrize("method", ["supervised", "threshold", "csl"])
+@pytest.mark.parametrize("method", ["supervised", "unimatch", "threshold", "csl"])
 def test_each_method_learns(tmp_path, monkeypatch, method):
     "A few dozen steps on a tiny embedded set raise val mIoU above the untrained model's."
     import csl_nb.train as trainer
     from csl_nb.evaluate import evaluate
     monkeypatch.setenv("CSL_NB_CACHE", str(tmp_path / "cache"))
-    cfg = trainer.load_config(config(tmp_path, method=method, epochs=2, iters_per_epoch=12, batch_size=4, lr=0.02,
+    from csl_nb.config import load_config
+    cfg = load_config(config(tmp_path, method=method, epochs=2, iters_per_epoch=12, batch_size=4, lr=0.02,
                                      embedded=dict(labeled=8, unlabeled=48, val=8)), {"out": str(tmp_path / "run")})
     datasets = trainer.build_datasets(cfg)
     untrained, _, _ = trainer.build_training(cfg, torch.device("cpu"), 1)

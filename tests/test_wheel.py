@@ -1,0 +1,62 @@
+"""The built wheel, installed into a fresh virtual environment outside the repository: the package and its data travel
+in the wheel (configs, split lists, the embedded set's source, the MobileNetV2 weights), not from the checkout.
+
+The environment reuses this interpreter's installed packages (`--system-site-packages`): nothing is downloaded, and the
+wheel itself is installed with `--no-deps --no-index`."""
+import subprocess, sys, venv
+from pathlib import Path
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    "(python of a fresh venv holding the built wheel, a working folder outside the repository)."
+    work = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(work / "dist")],
+                           capture_output=True, text=True, cwd=work)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = next((work / "dist").glob("csl_nb-*.whl"))
+    venv.create(work / "env", system_site_packages=True, with_pip=True)
+    python = work / "env" / "bin" / "python"
+    done = subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
+                          capture_output=True, text=True, cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return python, work
+
+
+def run(python, work, *args):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=work,
+                          env={"PATH": f"{python.parent}:/usr/bin:/bin", "CSL_NB_CACHE": str(work / "cache"), "HOME": str(work)})
+
+
+def test_the_installed_package_is_the_wheel_not_the_checkout(installed):
+    python, work = installed
+    done = run(python, work, python, "-c", "import csl_nb; print(csl_nb.__file__)")
+    assert done.returncode == 0, done.stderr
+    assert str(work / "env") in done.stdout and str(ROOT) not in done.stdout
+
+
+def test_select_on_a_saved_tensor_from_the_installed_wheel(installed):
+    python, work = installed
+    probs = torch.softmax(torch.randn(2, 5, 16, 16, generator=torch.Generator().manual_seed(0)) * 3, 1)
+    torch.save(probs, work / "probs.pt")
+    done = run(python, work, python.parent / "csl_nb", "select", work / "probs.pt", "--out", work / "selection")
+    assert done.returncode == 0, done.stderr[-2000:]
+    weights = torch.load(work / "selection" / "weights.pt")
+    assert weights.shape == (2, 16, 16) and ((weights >= 0) & (weights <= 1)).all() and (weights == 1).any()
+
+
+def test_the_embedded_set_and_configs_come_from_package_data(installed):
+    python, work = installed
+    code = ("import csl_nb, torch; from csl_nb.datasets import embedded_datasets; from csl_nb.embedded import EmbeddedSpec, ASSETS; "
+            "from csl_nb.config import load_config; from csl_nb.model import mobilenet_v2_imagenet; "
+            "sets = embedded_datasets(spec=EmbeddedSpec(labeled=2, unlabeled=2, val=1)); first = sets['labeled'][0]; "
+            "print(str(ASSETS).startswith(csl_nb.__path__[0]), tuple(first['image'].shape), int(first['mask'].max()) < 11, "
+            "load_config('pascal_classic', {'data_root': 'd'}).conf_thresh, len(mobilenet_v2_imagenet()))")
+    done = run(python, work, python, "-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "(3,", "64,", "64)", "True", "0.95", "314"], done.stdout
