@@ -35,5 +35,6 @@ exporter = MarkdownExporter()
 exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={"remove_input"}, enabled=True), enabled=True)
 body, _ = exporter.from_notebook_node(notebook)
 header = "<!-- WARNING: generated from nbs/index.ipynb by `make readme`; do not edit. -->\n\n"
-(root / "README.md").write_text(header + from_repository_root(body.strip()) + "\n", encoding="utf-8")
+body = re.sub(r"\n{3,}", "\n\n", from_repository_root(body.strip()))   # nbconvert leaves runs of blank lines between cells
+(root / "README.md").write_text(header + body + "\n", encoding="utf-8")
 print("wrote README.md", file=sys.stderr)

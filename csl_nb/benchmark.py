@@ -5,17 +5,16 @@
 # %% auto #0
 __all__ = ['VARIANTS', 'COLOURS', 'DEMO', 'BENCH', 'PROTOCOL_CANDIDATES', 'Protocol', 'protocol_with', 'warm_config',
            'variant_config', 'run_variant', 'run_protocol', 'results_rows', 'paired_difference', 'verdict',
-           'results_markdown', 'selection_trace', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions',
-           'plot_trained_overlap', 'plot_qualitative', 'save_figure', 'analysis_figures', 'benchmark', 'demo', 'bench',
-           'protocol_runs', 'plot_protocol', 'protocol']
+           'results_markdown', 'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves',
+           'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'save_figure', 'analysis_figures',
+           'benchmark', 'demo', 'bench', 'protocol_runs', 'plot_protocol', 'protocol']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, statistics
-from dataclasses import dataclass, fields, replace, asdict
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 import numpy as np
 import torch
-import matplotlib.pyplot as plt
 from .overlap import pixel_table, plot_confidence_histograms
 from .dispersion import csl_select, plot_selection
 from .trusted_mask import hide_reliable, block_mask
@@ -131,7 +130,9 @@ def results_markdown(rows:list) -> str:
     for split in sorted({r["split"] for r in rows}):
         mine = [r for r in rows if r["split"] == split]
         names = list(dict.fromkeys(r["variant"] for r in mine))
-        lines += [f"### {split} labelled scenes", "", "| variant | mIoU | − supervised | selected | precision of selected | weighted precision |", "|---|---|---|---|---|---|"]
+        lines += [f"### {split} labelled scenes", "", f"Val mIoU (%) at the end of the budget{', mean ± std over ' + str(len({r['seed'] for r in mine})) + ' seeds' if len({r['seed'] for r in mine}) > 1 else ', one seed'}; "
+                  "'− supervised' is the gain over the supervised run of the same seed; the last three columns describe the "
+                  "pseudo-labels of the last epoch (share of unlabelled pixels selected, their precision, the weight-averaged precision).", "", "| variant | mIoU | − supervised | selected | precision of selected | weighted precision |", "|---|---|---|---|---|---|"]
         for name in names:
             pick = lambda key: [r[key] for r in mine if r["variant"] == name]
             gain = paired_difference(rows, split, name, "supervised") if name != "supervised" else []
@@ -156,10 +157,18 @@ def selection_trace(runs:dict) -> str:
                                    f"{_pct(p['weighted_precision'])} | {_pct(p['selected'] * (1 - p['precision_selected']))} | {_pct(r['val']['miou'])} |")
     return "\n".join(lines)
 
+def protocol_markdown(protocol:Protocol) -> str:
+    "The protocol as a short table: splits, seeds, the shared warm start and the variants' budget."
+    p = protocol
+    warm = f"{p.warm_epochs} × {p.warm_iters} steps, batch {p.warm_batch}, lr {p.warm_lr}" if p.warm_epochs else "none"
+    return ("| labelled scenes | seeds | supervised warm start | each variant after it |\n|---|---|---|---|\n"
+            f"| {', '.join(map(str, p.splits))} (of 3 000 unlabelled) | {', '.join(map(str, p.seeds))} | {warm} | "
+            f"{p.epochs} × {p.iters} steps, batch {p.batch} + {p.batch}, lr {p.lr} |")
+
 def write_results(rows:list, runs:dict, report:Path, protocol:Protocol, class_names=CLASS_NAMES):
     "results.md (protocol, table, verdicts, per-epoch trace), results.csv (one row per run) and runs.json (every history) in `report`."
     report = Path(report); report.mkdir(parents=True, exist_ok=True)
-    header = f"Protocol: {json.dumps(asdict(protocol))}\n\n"
+    header = protocol_markdown(protocol) + "\n\n"
     (report / "results.md").write_text(header + results_markdown(rows) + "\n## Pseudo-labels per epoch\n\n" + selection_trace(runs) + "\n")
     keys = ["split", "seed", "variant", "miou", "best_miou", "selected", "precision", "weighted_precision", "seconds_per_step"]
     with open(report / "results.csv", "w", newline="") as f:
@@ -188,6 +197,7 @@ def _band(ax, xs, series, colour, label):
 
 def plot_curves(runs:dict):
     "Per split (rows): val mIoU against steps, then selected fraction, precision and weighted precision per epoch."
+    import matplotlib.pyplot as plt
     splits = sorted({split for split, _ in runs})
     fig, axes = plt.subplots(len(splits), 4, figsize=(16, 3.4 * len(splits)), squeeze=False)
     for row, split in zip(axes, splits):
@@ -216,6 +226,7 @@ def weak_predictions(model, dataset:SemiDataset, count:int=64) -> tuple:
 
 def plot_trained_overlap(probs:torch.Tensor, truth:torch.Tensor, selection, tau:float=0.95):
     "Correct vs wrong histograms of a trained model's c with τ, and CSL's (already computed) selection of the same pixels."
+    import matplotlib.pyplot as plt
     keep = truth != IGNORE_INDEX
     table = pixel_table(probs, truth, keep)
     selected = selection.reliable[keep]
@@ -233,6 +244,7 @@ def plot_trained_overlap(probs:torch.Tensor, truth:torch.Tensor, selection, tau:
 def plot_qualitative(probs:torch.Tensor, truth:torch.Tensor, images:torch.Tensor, selection, config:AugmentConfig,
                      count:int=4, seed:int=0):
     "Per image: the image, ground truth, pseudo-label, CSL weight map (of an already computed selection), and the TMP view."
+    import matplotlib.pyplot as plt
     g = torch.Generator().manual_seed(seed)
     blocks = torch.stack([block_mask(images.shape[-1], config.tmp_block, config.tmp_cover_ratio, g) for _ in range(count)])
     hidden = hide_reliable(images[:count], blocks, selection.reliable[:count])
@@ -254,6 +266,7 @@ BENCH = Protocol()
 
 def save_figure(fig, path:Path):
     "Save a figure as PNG and close it."
+    import matplotlib.pyplot as plt
     fig.savefig(path, dpi=90, bbox_inches="tight"); plt.close(fig)
 
 def analysis_figures(report:Path, cfg:TrainConfig, count:int=64):
@@ -306,6 +319,7 @@ def protocol_runs(out:Path, split:int=60, seed:int=0, overrides:dict=None, candi
 
 def plot_protocol(histories:dict, bench_runs:dict=None, split:int=60, seed:int=0):
     "Val mIoU against steps of the candidate runs, and of the benchmark's warm start, supervised and threshold runs."
+    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 4))
     for i, (name, history) in enumerate(histories.items()):
         ax.plot(_steps(history), [100 * r["val"]["miou"] for r in history], marker="o", ms=3, color=f"C{i + 4}", label=name)

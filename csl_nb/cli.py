@@ -15,7 +15,6 @@ import numpy as np
 import torch
 import matplotlib
 matplotlib.use("Agg")  # files only: the CLI never opens a window
-import matplotlib.pyplot as plt
 import csl_nb
 from .overlap import synthetic_predictions, pixel_table, threshold_report, format_report, plot_confidence_histograms
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
@@ -79,6 +78,7 @@ def selection_options(args) -> dict:
 
 def run_select(args) -> dict:
     "The `select` subcommand: weights, reliable mask, summary and picture for a probability file."
+    import matplotlib.pyplot as plt
     probs, valid = load_selection_inputs(args.probs, args.valid)
     if not 0 <= args.image < len(probs): raise ValueError(f"--image {args.image} is out of range for {len(probs)} image(s)")
     selection = csl_select(probs, valid, **selection_options(args))
@@ -92,8 +92,9 @@ def run_select(args) -> dict:
     return summary
 
 # %% ../nbs/90_cli.ipynb #65e3ce0f
-def overview_figure(sp) -> plt.Figure:
+def overview_figure(sp):
     "Histograms for both synthetic predictors and one image's selection: the README picture."
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for ax, name in zip(axes[:2], ("calibrated", "overconfident")):
         table = pixel_table(getattr(sp, name), sp.target)
@@ -105,6 +106,7 @@ def overview_figure(sp) -> plt.Figure:
 
 def run_selector_demo(args) -> str:
     "The `selector-demo` subcommand: overlap tables and figures of the synthetic predictors."
+    import matplotlib.pyplot as plt
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     sp = synthetic_predictions(seed=args.seed)
     every = torch.ones_like(sp.target, dtype=torch.bool)

@@ -13,7 +13,6 @@ __all__ = ['DISPERSIONS', 'check_shapes', 'compute_dtype', 'row_sums', 'simplex_
 from typing import NamedTuple
 import numpy as np
 import torch
-import matplotlib.pyplot as plt
 from .overlap import separability
 from .selector import (EPS, check_positive, separate, weigh_clusters, gram_matrices, axes_from_gram, soft_weights,
                              spectral_two_means, cluster_statistics, Separation)
@@ -254,6 +253,7 @@ def compiled_csl_select(probs:torch.Tensor, valid:torch.Tensor, *, alpha:float=8
 def plot_feature_scatter(conf:torch.Tensor, disp:torch.Tensor, correct:torch.Tensor, ax=None,
                          max_points:int=4000, seed:int=0, title:str=None):
     "Scatter of pixels in the (c, r) plane, coloured by pseudo-label correctness (subsampled)."
+    import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(5, 4))[1]
     pick = torch.randperm(len(conf), generator=torch.Generator().manual_seed(seed))[:max_points]
     for mask, name, colour in ((~correct[pick], "wrong", "tab:red"), (correct[pick], "correct", "tab:green")):
@@ -286,6 +286,7 @@ def plot_selection(selection:CSLSelection, # a computed selection (e.g. `csl_sel
                    correct:torch.Tensor=None, # B×H×W bool: colour pixels by correctness (else by weight)
                    ax=None, max_points:int=3000, alpha:float=8.0): # alpha: the α the selection used
     "One image's pixels in the (c, r) plane with CSL's decision regions."
+    import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(5, 4))[1]
     keep = ~selection.conf[image].isnan().cpu()
     c, r = selection.conf[image].cpu()[keep], selection.disp[image].cpu()[keep]

@@ -11,8 +11,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-import matplotlib.pyplot as plt
-from sklearn.metrics import roc_auc_score
 
 # %% ../nbs/00_confidence_overlap.ipynb #4a1efb59
 class SyntheticPredictions(NamedTuple):
@@ -90,6 +88,7 @@ def format_report(rows:list) -> str:
 # %% ../nbs/00_confidence_overlap.ipynb #91b4b91b
 def plot_confidence_histograms(conf:torch.Tensor, correct:torch.Tensor, taus=(0.95,), ax=None, title:str=None, bins:int=50):
     "Histograms of max confidence for correct and wrong pseudo-labels, with threshold lines."
+    import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     edges = np.linspace(float(conf.min()), 1, bins + 1)
     for mask, name, colour in ((correct, "correct", "tab:green"), (~correct, "wrong", "tab:red")):
@@ -103,4 +102,5 @@ def plot_confidence_histograms(conf:torch.Tensor, correct:torch.Tensor, taus=(0.
 def separability(score:torch.Tensor, correct:torch.Tensor) -> float:
     "AUROC of `score` for telling correct pseudo-labels (high score) from wrong ones."
     if correct.all() or not correct.any(): return float("nan")
+    from sklearn.metrics import roc_auc_score   # imported when used: sklearn takes a second and a half to import
     return float(roc_auc_score(correct.numpy(), score.double().numpy()))

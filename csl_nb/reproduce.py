@@ -74,25 +74,26 @@ def check_table_data(table:str, data_root:Path) -> list:
             f"(first: {missing[:3]}); prepare it with `{prepare}`"]
 
 # %% ../nbs/10_reproduce.ipynb #d6c950da
-def collect_table(table:str, runs:Path="runs", method:str="csl", published:list=None) -> str:
-    "Markdown table: each published method's row, then this package's finished runs of `method` with the difference to published CSL."
+def collect_table(table:str, runs:Path="runs", methods=("csl",), published:list=None) -> str:
+    "Markdown table: each published method's row, then this package's finished runs of each of `methods`, and csl's difference to published CSL."
     spec, published = TABLES[table], [r for r in (published if published is not None else load_published()) if r["table"] == table]
     splits = spec["splits"]
     fmt = lambda v: "n/a" if v is None else f"{v:.1f}"
     lines = ["| method | " + " | ".join(splits) + " | source |", "|---" * (len(splits) + 2) + "|"]
-    methods = list(dict.fromkeys(r["method"] for r in published))
-    for name in methods:
+    for name in dict.fromkeys(r["method"] for r in published):
         cells = {r["split"]: r["miou"] for r in published if r["method"] == name}
         source = next(r["source"] for r in published if r["method"] == name)
         lines.append(f"| {name} | " + " | ".join(fmt(cells.get(s)) for s in splits) + f" | {source} |")
-    ours = {}
-    for split in splits:
-        log = Path(runs) / table / f"{method}-{split}" / "log.jsonl"
-        if log.is_file(): ours[split] = 100 * max(json.loads(l)["val"]["miou"] for l in log.read_text().splitlines())
-    lines.append(f"| csl_nb {method} (best epoch) | " + " | ".join(fmt(ours.get(s)) for s in splits) + " | runs in " + str(Path(runs) / table) + " |")
-    csl = {r["split"]: r["miou"] for r in published if r["method"] == "CSL"}
-    diffs = [("n/a" if ours.get(s) is None or csl.get(s) is None else f"{ours[s] - csl[s]:+.1f}") for s in splits]
-    lines.append("| difference to CSL (published) | " + " | ".join(diffs) + " | |")
+    for method in [methods] if isinstance(methods, str) else methods:
+        ours = {}
+        for split in splits:
+            log = Path(runs) / table / f"{method}-{split}" / "log.jsonl"
+            if log.is_file(): ours[split] = 100 * max(json.loads(l)["val"]["miou"] for l in log.read_text().splitlines())
+        lines.append(f"| csl_nb {method} (best epoch) | " + " | ".join(fmt(ours.get(s)) for s in splits) + " | runs in " + str(Path(runs) / table) + " |")
+        if method != "csl": continue
+        csl = {r["split"]: r["miou"] for r in published if r["method"] == "CSL"}
+        diffs = [("n/a" if ours.get(s) is None or csl.get(s) is None else f"{ours[s] - csl[s]:+.1f}") for s in splits]
+        lines.append("| csl_nb csl − CSL (published) | " + " | ".join(diffs) + " | |")
     return "\n".join(lines)
 
 # %% ../nbs/10_reproduce.ipynb #48ed4c49
@@ -120,7 +121,7 @@ def reproduce(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_ME
               + memory_note(table), "", "```sh"]
     lines += [c for m in methods for c in table_commands(table, str(data_root), str(runs), m, single_gpu=True)] + ["```"]
     published = load_published(published_path)
-    lines += ["", "## table (val mIoU %)", ""] + ["\n\n".join(collect_table(table, runs, m, published) for m in methods)]
+    lines += ["", "## table (val mIoU %)", "", collect_table(table, runs, methods, published)]
     return "\n".join(lines)
 
 # %% ../nbs/10_reproduce.ipynb #78b8304d

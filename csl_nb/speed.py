@@ -18,7 +18,7 @@ from .dispersion import csl_weights, reference_csl_weights
 from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
 from .model import deep_stem_resnet101
 from .config import load_config
-from .train import build_datasets, epoch_loaders, build_training, train_step, use_all_cores
+from .train import build_datasets, epoch_loaders, build_training, train_step, use_all_cores, check_batches
 
 # %% ../nbs/91_speed.ipynb #f6d7a4c6
 PAPER_SHAPES = {"pascal": (8, 21, 321, 321), "cityscapes": (2, 19, 801, 801)}
@@ -155,6 +155,7 @@ def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weight
     cfg = load_config(config, dict(data_root=str(root), batch_size=batch_size, method=method, progress=False, backbone_weights=str(weights)))
     views = "unimatch" if method == "unimatch" else "csl"
     datasets = {mode: SemiDataset(root, pairs[mode], mode, cfg.num_classes, cfg.augment, views=views) for mode in MODES}
+    check_batches(datasets, cfg, 1)
     labeled, unlabeled, mixing = next(iter(zip(*(epoch_loaders(datasets, cfg, 0, 1, 0)[k] for k in ("labeled", "unlabeled", "mixing")))))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -11,7 +11,7 @@ __all__ = ['DIAGNOSTIC_TAUS', 'TEMPORARY', 'RESUMABLE_CHANGES', 'setup_processes
            'remove_stale_temporaries', 'read_checkpoint', 'model_identity', 'load_checkpoint', 'load_weights',
            'config_differences', 'check_resumable', 'rng_state', 'set_rng_state', 'TrainingDiverged', 'batch_groups',
            'optimizer_steps', 'run_folder', 'train_epoch', 'model_from_config', 'build_training', 'prepare_data',
-           'train', 'write_log']
+           'train', 'write_log', 'step_trace', 'plot_step_trace']
 
 # %% ../nbs/08_train.ipynb #3e432dc9
 import json, os, random, re, resource, time
@@ -508,3 +508,40 @@ def _save_epoch(model, optimizer, cfg, state, record, folder):
     if record["val"]["miou"] > state["best_miou"]:
         state["best_miou"] = record["val"]["miou"]; save_atomic(checkpoint, folder / "best.pt")
     with open(folder / "log.jsonl", "a") as log: log.write(json.dumps(record) + "\n")
+
+# %% ../nbs/08_train.ipynb #a8c0f021
+def step_trace(cfg:TrainConfig, steps:int) -> list:
+    "Per optimiser step of a short single-process run: the loss terms, the selected share and the weighted precision of its pseudo-labels."
+    device, datasets = torch.device("cpu"), build_datasets(cfg)
+    model, optimizer, _ = build_training(cfg, device, 1)
+    trace, epoch = [], 0
+    while len(trace) < steps:
+        loaders = epoch_loaders(datasets, cfg, epoch, 1, 0)
+        for labeled, unlabeled, mixing in zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"]):
+            if len(trace) == steps: break
+            poly_lr(optimizer, cfg.lr, cfg.lr_multi, len(trace), steps)
+            model.train()
+            loss, terms, selection = train_step(model, labeled, unlabeled, mixing, cfg, device, {"selector": 0.0})
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+            stats = PseudoLabelStats(cfg.num_classes); stats.update(*selection, unlabeled["truth"])
+            summary = stats.summary()
+            trace.append(dict(step=len(trace) + 1, **terms, total=loss.item(), selected=summary["selected"],
+                              weighted_precision=summary["weighted_precision"]))
+        epoch += 1
+    return trace
+
+def plot_step_trace(trace:list, title:str=""):
+    "The loss terms (left) and the selected share and weighted precision (right) per step."
+    import matplotlib.pyplot as plt
+    steps = [r["step"] for r in trace]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for key in [k for k in trace[0] if k not in ("step", "selected", "weighted_precision")]:
+        left.plot(steps, [r[key] for r in trace], label=key, lw=2.5 if key == "total" else 1.5)
+    left.set(xlabel="step", ylabel="loss", title="loss terms"); left.legend(fontsize=10, ncol=2)
+    right.plot(steps, [100 * r["selected"] for r in trace], label="selected (w = 1), % of unlabelled pixels")
+    right.plot(steps, [100 * r["weighted_precision"] for r in trace], label="weighted precision, %")
+    right.set(xlabel="step", ylabel="%", ylim=(0, 100), title="pseudo-labels"); right.legend(fontsize=10)
+    for ax in (left, right): ax.title.set_fontsize(12); ax.grid(alpha=0.3)
+    if title: fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return fig

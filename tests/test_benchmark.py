@@ -2,6 +2,8 @@
 import csv, json, math, os, subprocess
 import pytest
 
+pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
+
 PROTOCOL = ["splits=4", "seeds=0", "warm_epochs=1", "warm_iters=2", "warm_batch=2", "epochs=1", "iters=2", "batch=2"]
 TINY = PROTOCOL + ["progress=false", "embedded.unlabeled=8", "embedded.val=4"]
 
@@ -48,6 +50,7 @@ def test_reproduce_reports_missing_data_and_prints_commands(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "does not exist" in done.stdout and "absent class counting 0" in done.stdout
-    commands = [l for l in done.stdout.splitlines() if l.startswith("torchrun --nproc_per_node 4 -m csl_nb.cli train --config cityscapes")]
-    assert [c.split("split=")[1].split()[0] for c in commands] == ["1_16", "1_8", "1_4", "1_2"]
-    assert "| UniMatch | 76.6 | 77.9 | 79.2 | 79.5 |" in done.stdout and "| CSL | n/a | n/a | n/a | n/a |" in done.stdout
+    for method in ("csl", "unimatch", "supervised"):
+        commands = [l for l in done.stdout.splitlines() if l.startswith(f"torchrun --nproc_per_node 4 -m csl_nb.cli train --config cityscapes --method {method} ")]
+        assert [c.split("split=")[1].split()[0] for c in commands] == ["1_16", "1_8", "1_4", "1_2"]
+    assert done.stdout.count("| UniMatch | 76.6 | 77.9 | 79.2 | 79.5 |") == 1 and "| CSL | n/a | n/a | n/a | n/a |" in done.stdout

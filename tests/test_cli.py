@@ -7,6 +7,8 @@ import torch
 
 import csl_nb
 
+pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
+
 
 def run(*args, cwd=None):
     "Run the installed `csl_nb` command with ARGS, as a user would; return the completed process."

@@ -6,6 +6,8 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
+pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
 
 

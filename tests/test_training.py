@@ -6,6 +6,8 @@ import pytest
 import torch
 import yaml
 
+pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
+
 TINY = dict(dataset="embedded", model="deeplabv3plus-resnet18-light", pretrained=False, epochs=2, batch_size=2, iters_per_epoch=3,
             lr=0.01, progress=False, embedded=dict(labeled=4, unlabeled=8, val=5), augment=dict(crop=64, tmp_block=8))
 
