@@ -26,5 +26,5 @@ $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 | \`pip install -e ".[dev]"\` (after the above) | $(minutes $dev) |
 | \`make test\` | $(minutes $tests) |
 TABLE
-{ echo; echo "pytest part of \`make test\`: $(grep -E "passed|failed" "$work/make.log" | tail -1)"; } >> "$repo/nbs/results/fresh_clone.md" || true
+{ echo; echo "pytest parts of \`make test\`: $(grep -E "^[0-9]+ (passed|failed)" "$work/make.log" | sed -E 's/ in ([0-9.]+)s.*/ in \1 s/' | paste -sd ';' -)"; } >> "$repo/nbs/results/fresh_clone.md" || true
 cat "$repo/nbs/results/fresh_clone.md"
