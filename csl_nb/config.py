@@ -51,7 +51,7 @@ class TrainConfig:
     confidence_scaling: bool = False   # r = scale·g(c)·v (the authors' later CoVar work) instead of CSL's r = v
     scale: float = 1.0                 # multiplier a of the scaled form
     mixing: str = "same"               # u′: same images as u, other augmentations (reference) | independent order
-    loss_weights: tuple = (1.0, 0.25, 0.25, 0.5)  # L_x, L_s, L_m, L_fp (their sum is halved, as in UniMatch)
+    loss_weights: tuple = (1.0, 0.25, 0.25, 0.5)  # L_x, L_s, L_m, L_fp (unimatch: L_x, L_s1, L_s2, L_fp); their sum is halved, as in UniMatch
     ohem: bool = False                 # OHEM for the labelled loss (Cityscapes)
     ohem_thresh: float = 0.7
     ohem_min_kept: int = 200000
