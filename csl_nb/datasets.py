@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'UNLABELED_PAD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MODES', 'VIEWS', 'SPLITS_DIR', 'NUM_CLASSES',
            'AugmentConfig', 'read_split', 'available_splits', 'shipped_split', 'coco_unlabeled', 'split_pairs',
-           'check_split', 'read_image', 'read_mask', 'verify_files', 'RandomRescale', 'geometric_augmentation',
-           'normalise', 'denormalise', 'cutmix_box', 'zero_padding', 'SemiDataset', 'embedded_datasets',
-           'benchmark_datasets', 'show_unlabeled_views']
+           'missing_names', 'check_split', 'read_image', 'read_mask', 'verify_files', 'RandomRescale',
+           'geometric_augmentation', 'normalise', 'denormalise', 'cutmix_box', 'zero_padding', 'SemiDataset',
+           'embedded_datasets', 'benchmark_datasets', 'show_unlabeled_views']
 
 # %% ../nbs/05_data.ipynb #9b3d484a
 from dataclasses import dataclass
@@ -97,11 +97,15 @@ def split_pairs(dataset:str, split:str, mode:str, root:Path=None) -> list:
     return read_split(shipped_split(dataset, split, mode))
 
 # %% ../nbs/05_data.ipynb #e460818d
+def missing_names(root:Path, pairs:list) -> list:
+    "The file names of `pairs` (image and mask) that are not files under `root`."
+    return [name for pair in pairs for name in pair if name is not None and not (Path(root) / name).is_file()]
+
 def check_split(root:Path, pairs:list, source:str="split", show:int=5):
     "Raise FileNotFoundError naming the first missing files if any file of `pairs` is absent under `root`."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"data folder {root} does not exist (prepare it with data_scripts/, see its README)")
-    missing = [name for pair in pairs for name in pair if name is not None and not (root / name).is_file()]
+    missing = missing_names(root, pairs)
     if missing:
         raise FileNotFoundError(f"{source}: {len(missing)} file(s) it names are missing under {root}; first: {missing[:show]}")
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import yaml
 from .embedded import CLASS_NAMES, ASSETS
-from .datasets import split_pairs
+from .datasets import split_pairs, missing_names
 from .evaluate import evaluate
 from .config import TrainConfig, config_from_dict
 from .train import build_datasets, model_from_config, read_checkpoint, load_weights, val_batch_size
@@ -60,8 +60,9 @@ def missing_files(table:str, data_root:Path) -> tuple:
     "(files the table's split lists name, those of them missing under `data_root`)."
     spec, root = TABLES[table], Path(data_root)
     lists = [(split, mode) for split in spec["splits"] for mode in ("labeled",) + (("unlabeled",) if spec["dataset"] != "coco" else ())]
-    names = {name for split, mode in lists + [("", "val")] for pair in split_pairs(spec["dataset"], split, mode, root) for name in pair if name}
-    return names, sorted(n for n in names if not (root / n).is_file())
+    pairs = {pair for split, mode in lists + [("", "val")] for pair in split_pairs(spec["dataset"], split, mode, root)}
+    names = {name for pair in pairs for name in pair if name}
+    return names, sorted(set(missing_names(root, pairs)))
 
 def check_table_data(table:str, data_root:Path) -> list:
     "What is wrong with the data folder for a table, said once with the command that prepares it (empty when ready)."

@@ -149,10 +149,9 @@ def unimatch_layout_weights(path:Path, seed:int=0) -> Path:
 # %% ../nbs/91_speed.ipynb #a91f0003
 def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weights:Path=None) -> dict:
     "One training step of a shipped paper config on a fixture folder: loss, gradient norm, seconds, peak memory above the start."
-    dataset = load_config(config, {"data_root": str(root)}).dataset
-    pairs = fixture_benchmark(dataset, root, images=max(2, batch_size))
     weights = weights or unimatch_layout_weights(Path(root) / "resnet101.pth")
     cfg = load_config(config, dict(data_root=str(root), batch_size=batch_size, method=method, progress=False, backbone_weights=str(weights)))
+    pairs = fixture_benchmark(cfg.dataset, root, images=max(2, batch_size))
     views = "unimatch" if method == "unimatch" else "csl"
     datasets = {mode: SemiDataset(root, pairs[mode], mode, cfg.num_classes, cfg.augment, views=views) for mode in MODES}
     check_batches(datasets, cfg, 1)
