@@ -10,9 +10,9 @@ test: sync-check
 	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest pytest-main
 	$(MAKE) --no-print-directory pytest-full-size
 
-# The edit loop (under a minute): notebooks without their `#| slow` cells, pytest without the slow and full-size cases.
+# The edit loop: notebooks without their `#| slow` cells beside pytest without the slow and full-size cases.
 test-fast:
-	$(MAKE) --no-print-directory nbtest-fast pytest-fast
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest-fast pytest-fast
 
 # Fails if cleaning, exporting or regenerating the README would change any file: notebooks, package and README in sync.
 sync-check:
@@ -28,7 +28,7 @@ nbtest:
 	OMP_NUM_THREADS=1 timeout $(NBDEV_TEST_TIMEOUT) nbdev_test --flags slow --n_workers 1 --timing
 
 nbtest-fast:
-	OMP_NUM_THREADS=1 nbdev_test --timing
+	OMP_NUM_THREADS=1 nbdev_test --n_workers 1 --timing
 
 pytest:
 	python -m pytest -q tests

@@ -66,7 +66,7 @@ class TrainConfig:
     embedded: EmbeddedSpec = field(default_factory=EmbeddedSpec)
 
     @property
-    def num_classes(self) -> int: return NUM_CLASSES[self.dataset]
+    def num_classes(self) -> int: return len(self.embedded.class_names) if self.dataset == "embedded" else NUM_CLASSES[self.dataset]
     @property
     def use_tmp(self) -> bool: return self.method == "csl" if self.tmp is None else bool(self.tmp)
 

@@ -256,7 +256,7 @@ def embedded_datasets(config:AugmentConfig=None, spec:EmbeddedSpec=EmbeddedSpec(
     "Labelled, unlabelled and val SemiDatasets of the embedded benchmark (`views`: the unlabelled views of CSL or UniMatch)."
     root = embedded_benchmark(spec, cache)
     config = config or AugmentConfig(crop=64, tmp_block=8)
-    return {mode: SemiDataset(root, read_split(root / f"{mode}.txt"), mode, NUM_CLASSES["embedded"], config, source=f"embedded {mode}",
+    return {mode: SemiDataset(root, read_split(root / f"{mode}.txt"), mode, len(spec.class_names), config, source=f"embedded {mode}",
                               views=views) for mode in MODES}
 
 def benchmark_datasets(dataset:str, split:str, root:Path, config:AugmentConfig=None, views:str="csl") -> dict:

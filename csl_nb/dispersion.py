@@ -259,7 +259,7 @@ def plot_feature_scatter(conf:torch.Tensor, disp:torch.Tensor, correct:torch.Ten
     for mask, name, colour in ((~correct[pick], "wrong", "tab:red"), (correct[pick], "correct", "tab:green")):
         ax.scatter(conf[pick][mask].numpy(), disp[pick][mask].numpy(), s=4, alpha=0.5, color=colour, label=name)
     ax.set_xlabel("max confidence c"); ax.set_ylabel("residual dispersion r"); ax.legend(fontsize=8, markerscale=3)
-    if title: ax.set_title(title, fontsize=9)
+    if title: ax.set_title(title, fontsize=11)
     return ax
 
 # %% ../nbs/02_residual_dispersion.ipynb #4362aa62
@@ -297,12 +297,25 @@ def plot_selection(selection:CSLSelection, # a computed selection (e.g. `csl_sel
     else: plot_feature_scatter(c, r, correct[image].cpu()[keep], ax=ax, max_points=max_points)
     c_range = (float(c.min()) if len(c) else 0.0, 1.0)
     r_range = (0.0, float(r.max()) * 1.05 if len(r) and r.max() > 0 else 1.0)
-    ax.contour(*_weight_grid(selection, image, c_range, r_range, alpha), levels=[0.5, 0.999], colors=["tab:orange", "k"], linewidths=1)
-    for cs, rs in cluster_boundary(selection, image, c_range): ax.plot(cs, rs, color="tab:purple", lw=1, ls=":")
-    ax.plot(*selection.mean[image].cpu().numpy(), marker="*", ms=12, color="k")
+    grid = _weight_grid(selection, image, c_range, r_range, alpha)
+    ax.contourf(*grid, levels=[0.999, 1.001], colors=["tab:blue"], alpha=0.12)          # the w = 1 region, shaded
+    ax.contour(*grid, levels=[0.5, 0.999], colors=["tab:orange", "k"], linewidths=2)
+    for cs, rs in cluster_boundary(selection, image, c_range): ax.plot(cs, rs, color="tab:purple", lw=1.5, ls=":")
+    ax.plot(*selection.mean[image].cpu().numpy(), marker="*", ms=14, color="k", ls="none")
     ax.set_xlim(*c_range); ax.set_ylim(*r_range)
-    ax.set_title(f"image {image}: black = w = 1 edge, orange = w = 0.5, dotted = cluster boundary", fontsize=8)
+    _region_legend(ax)
+    ax.set_title(f"image {image}: CSL's regions in the (c, r) plane", fontsize=11)
     return ax
+
+def _region_legend(ax):
+    "Legend entries for the decision-region lines, after the scatter's own entries."
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(color="tab:blue", alpha=0.25, label="w = 1 region"), Line2D([], [], color="k", lw=2, label="w = 1 edge"),
+                Line2D([], [], color="tab:orange", lw=2, label="w = 0.5"), Line2D([], [], color="tab:purple", lw=1.5, ls=":", label="cluster boundary"),
+                Line2D([], [], color="k", marker="*", ms=10, ls="none", label="reliable centre (μ_c, μ_r)")]
+    ax.legend(handles=handles, fontsize=8, loc="upper right", bbox_to_anchor=(0.9, 1.0), markerscale=1.5)
 
 # %% ../nbs/02_residual_dispersion.ipynb #094ebf59
 def separability_report(selection:CSLSelection, # a computed selection

@@ -86,7 +86,8 @@ def format_report(rows:list) -> str:
     return "\n".join([head] + lines)
 
 # %% ../nbs/00_confidence_overlap.ipynb #91b4b91b
-def plot_confidence_histograms(conf:torch.Tensor, correct:torch.Tensor, taus=(0.95,), ax=None, title:str=None, bins:int=50):
+def plot_confidence_histograms(conf:torch.Tensor, correct:torch.Tensor, taus=(0.95,), ax=None, title:str=None, bins:int=50,
+                               log:bool=False): # log: a logarithmic density axis, for groups whose densities differ by 30× or more
     "Histograms of max confidence for correct and wrong pseudo-labels, with threshold lines."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(5, 3))[1]
@@ -94,8 +95,9 @@ def plot_confidence_histograms(conf:torch.Tensor, correct:torch.Tensor, taus=(0.
     for mask, name, colour in ((correct, "correct", "tab:green"), (~correct, "wrong", "tab:red")):
         ax.hist(conf[mask].numpy(), edges, alpha=0.6, color=colour, label=f"{name} ({int(mask.sum())})", density=True)
     for tau in taus: ax.axvline(tau, color="k", ls="--", lw=1, label=f"τ = {tau}")
-    ax.set_xlabel("max confidence c"); ax.set_ylabel("density"); ax.legend(fontsize=8)
-    if title: ax.set_title(title)
+    if log: ax.set_yscale("log")
+    ax.set_xlabel("max confidence c"); ax.set_ylabel("density (log scale)" if log else "density"); ax.legend(fontsize=9)
+    if title: ax.set_title(title, fontsize=11)
     return ax
 
 # %% ../nbs/00_confidence_overlap.ipynb #0bb846d3

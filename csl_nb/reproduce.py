@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from .embedded import CLASS_NAMES, ASSETS
+from .embedded import ASSETS
 from .datasets import split_pairs, missing_names
 from .evaluate import evaluate
 from .config import TrainConfig, config_from_dict
@@ -135,7 +135,7 @@ def evaluate_checkpoint(path:Path, mode:str=None, data_root:str=None) -> dict:
     val = build_datasets(cfg)["val"]
     loader = torch.utils.data.DataLoader(val, batch_size=val_batch_size(cfg))
     result = evaluate(model, loader, cfg.num_classes, mode or cfg.eval_mode, cfg.augment.crop, progress=False)
-    names = CLASS_NAMES if cfg.dataset == "embedded" else [str(k) for k in range(cfg.num_classes)]
+    names = cfg.embedded.class_names if cfg.dataset == "embedded" else [str(k) for k in range(cfg.num_classes)]
     return dict(miou=result["miou"], iou=dict(zip(names, result["iou"])), epoch=saved.get("epoch"))
 
 def format_iou_table(result:dict) -> str:

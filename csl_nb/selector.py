@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['RANK_TOL', 'NO_PIXEL_MEAN', 'NO_PIXEL_VAR', 'EPS', 'kmeans_sdp', 'round_sdp', 'sdp_two_means', 'spectral_two_means',
-           'cluster_statistics', 'check_positive', 'soft_weights', 'gram_matrices', 'axes_from_gram',
-           'spectral_clusters', 'reliable_cluster', 'masked_statistics', 'Separation', 'weigh_clusters', 'separate',
-           'partition_disagreement', 'sdp_disagreement']
+           'cluster_statistics', 'check_positive', 'soft_weights', 'gram_matrices', 'symmetric_eigen_2x2',
+           'axes_from_gram', 'spectral_clusters', 'reliable_cluster', 'masked_statistics', 'Separation',
+           'weigh_clusters', 'separate', 'partition_disagreement', 'sdp_disagreement']
 
 # %% ../nbs/01_convex_selector.ipynb #99169cdf
 import math
@@ -89,15 +89,32 @@ def soft_weights(conf:torch.Tensor, disp:torch.Tensor, # B×… features
 
 # %% ../nbs/01_convex_selector.ipynb #f7057039
 def gram_matrices(features:torch.Tensor, # B×2×N feature rows (c, r), zero where invalid
-                 ) -> torch.Tensor:      # B×2×2
-    "Each image's Gram matrix G = FᵀF of its feature rows."
-    return torch.bmm(features, features.transpose(1, 2))
+                 ) -> torch.Tensor:      # B×2×2, float64 (float32 on MPS)
+    "Each image's Gram matrix G = FᵀF of its feature rows, summed in float64 so its rounding does not depend on a BLAS kernel."
+    precise = torch.float32 if features.device.type == "mps" else torch.float64  # MPS has no float64
+    c, r = features[:, 0].to(precise), features[:, 1].to(precise)
+    cc, cr, rr = (c * c).sum(1), (c * r).sum(1), (r * r).sum(1)
+    return torch.stack([torch.stack([cc, cr], -1), torch.stack([cr, rr], -1)], -2)
+
+def symmetric_eigen_2x2(gram:torch.Tensor) -> tuple:
+    "Eigenvalues (B×2, decreasing) and unit eigenvectors (B×2×2, as columns) of symmetric 2×2 matrices, in closed form."
+    a, b, d = gram[:, 0, 0], gram[:, 0, 1], gram[:, 1, 1]
+    half_gap = (a - d) / 2
+    radius = (half_gap * half_gap + b * b).sqrt()
+    values = torch.stack([(a + d) / 2 + radius, (a + d) / 2 - radius], -1)
+    x = torch.where(half_gap >= 0, half_gap + radius, b)   # (λ₀ − d, b) or (b, λ₀ − a): no cancellation either way
+    y = torch.where(half_gap >= 0, b, radius - half_gap)
+    norm = (x * x + y * y).sqrt()
+    isotropic = norm == 0                                  # G = λI: any basis; take the standard one
+    safe = norm.clamp_min(torch.finfo(gram.dtype).tiny)
+    x, y = torch.where(isotropic, 1.0, x / safe), torch.where(isotropic, 0.0, y / safe)
+    vectors = torch.stack([torch.stack([x, -y], -1), torch.stack([y, x], -1)], -2)   # columns (x, y) and (−y, x)
+    return values, vectors
 
 def axes_from_gram(gram:torch.Tensor) -> tuple:
     "Right singular vectors V (B×2×2, columns by decreasing s) and singular values S (B×2) of F, from G = FᵀF."
-    precise = torch.float32 if gram.device.type == "mps" else torch.float64  # MPS has no float64
-    eigenvalues, vectors = torch.linalg.eigh(gram.to(precise))
-    return vectors.flip(-1), eigenvalues.flip(-1).clamp_min(0).sqrt()
+    values, vectors = symmetric_eigen_2x2(gram)
+    return vectors, values.clamp_min(0).sqrt()
 
 # %% ../nbs/01_convex_selector.ipynb #9ac77419
 def spectral_clusters(features:torch.Tensor, inside:torch.Tensor, # inside: B×N, 1.0 on valid pixels, else 0.0
@@ -139,7 +156,7 @@ class Separation(NamedTuple):
 
 def weigh_clusters(features:torch.Tensor, inside:torch.Tensor, axes:torch.Tensor, singular:torch.Tensor,
                    alpha:float=8.0) -> Separation:
-    "Stage 2, after the eigh: clusters, the reliable cluster's statistics and the soft weights."
+    "Stage 2, after the eigendecomposition: clusters, the reliable cluster's statistics and the soft weights."
     cluster = reliable_cluster(features, inside, spectral_clusters(features, inside, axes, singular))
     mean, var = masked_statistics(features, cluster)
     weights = soft_weights(features[:, 0], features[:, 1], inside, mean, var, alpha)

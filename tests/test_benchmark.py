@@ -1,5 +1,5 @@
 """The benchmark commands end to end: demo, evaluate and reproduce, as a user runs them, with what they write parsed."""
-import csv, json, math, os, subprocess
+import csv, json, math, os, platform, subprocess
 import pytest
 
 pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
@@ -20,17 +20,21 @@ def test_demo_writes_a_table_that_parses(demo_run):
     folder, _, done = demo_run
     assert done.returncode == 0, done.stderr[-3000:]
     out = folder / "out"
-    for name in ("results.md", "results.csv", "runs.json", "curves.png", "overlap.png", "selection.png", "qualitative.png"):
+    for name in ("results.md", "results.csv", "runs.json", "curves.png", "overlap.png", "selection.png", "qualitative.png", "provenance.json"):
         assert (out / name).is_file(), name
     with open(out / "results.csv") as f: rows = list(csv.DictReader(f))
-    assert [r["variant"] for r in rows] == ["supervised", "threshold", "csl-no-tmp", "csl"]       # one row per variant
+    assert [r["variant"] for r in rows] == ["supervised", "unimatch", "threshold", "csl"]       # one row per variant
     for r in rows:
         assert all(math.isfinite(float(r[k])) and 0 <= float(r[k]) <= 1 for k in ("miou", "best_miou"))
         assert float(r["miou"]) <= float(r["best_miou"]) + 1e-12
         if r["variant"] != "supervised": assert 0 <= float(r["selected"]) <= 1
     runs = json.loads((out / "runs.json").read_text())
-    assert set(runs["4/0"]) == {"warm", "supervised", "threshold", "csl-no-tmp", "csl"}
+    assert set(runs["4/0"]) == {"warm", "supervised", "unimatch", "threshold", "csl"}
     assert "| csl |" in done.stdout and "no verdict" in done.stdout
+    written = json.loads((out / "provenance.json").read_text())
+    assert written["command"][:2] == ["csl_nb", "demo"] and len(written["commit"]) in (40, len("not a git checkout"))
+    if platform.machine().lower() in ("x86_64", "amd64"):   # the demo restarted itself with AVX2 kernels
+        assert written["kernels_pinned"] and written["cpu_kernels"] == "AVX2", written
 
 
 def test_evaluate_prints_the_per_class_table(demo_run):
