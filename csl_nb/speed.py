@@ -200,7 +200,8 @@ def write_memory(rows:list, out:Path=None) -> str:
 
 # %% ../nbs/91_speed.ipynb #a91f0009
 KERNEL_SETTINGS = {"native (no setting)": {}, "AVX2 pinned, run 1": PINNED_KERNELS, "AVX2 pinned, run 2": PINNED_KERNELS,
-                   "scalar (ATEN_CPU_CAPABILITY=default)": {"ATEN_CPU_CAPABILITY": "default"}}
+                   "scalar (ATEN_CPU_CAPABILITY=default)": {"ATEN_CPU_CAPABILITY": "default"},
+                   "AVX2 pinned, 1 thread": {**PINNED_KERNELS, "OMP_NUM_THREADS": "1"}}
 KERNEL_RUN = ("import hashlib, json, sys, time, torch; from csl_nb.cli import main; from csl_nb.train import read_checkpoint\n"
               "start = time.perf_counter(); main(sys.argv[1:]); seconds = time.perf_counter() - start\n"
               "saved = read_checkpoint(sys.argv[sys.argv.index('--out') + 1] + '/last.pt')\n"
@@ -210,7 +211,7 @@ KERNEL_RUN = ("import hashlib, json, sys, time, torch; from csl_nb.cli import ma
 
 def kernel_runs(settings:dict=KERNEL_SETTINGS, steps:int=20, cache:Path=None) -> list:
     "The same short CSL run under each environment setting, each in a fresh process: kernels, weight digest, loss, s/step."
-    rows, clean = [], {k: v for k, v in os.environ.items() if k not in PINNED_KERNELS}
+    rows, clean = [], {k: v for k, v in os.environ.items() if k not in PINNED_KERNELS and k != "OMP_NUM_THREADS"}   # every core unless a setting says
     with tempfile.TemporaryDirectory() as folder:
         for name, env in settings.items():
             out = Path(folder) / f"run-{len(rows)}"
