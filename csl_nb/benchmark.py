@@ -554,12 +554,14 @@ def plot_regime(results_runs:dict):
     return fig
 
 def regime(out:Path="runs/regime", report:Path=None, overrides:dict=None, candidates:dict=REGIME_CANDIDATES, ceiling:int=CEILING) -> str:
-    "Train every candidate's supervised, unimatch and ceiling runs; write regime.md, regime.json and regime.png to `report`."
+    "Train every candidate's supervised, unimatch and ceiling runs; write regime.md, regime.json, regime.png and each candidate's selection quality."
     report = Path(report or out); report.mkdir(parents=True, exist_ok=True)
     all_runs, results = {}, {}
     for i, (name, candidate) in enumerate(candidates.items()):
         all_runs[name] = regime_runs(Path(out) / f"candidate-{i}", candidate, overrides, ceiling)
         results[name] = (candidate, regime_figures(all_runs[name]))
+        (report / f"candidate-{i}").mkdir(exist_ok=True)   # CSL's selection at equal coverage on the warm start's and UniMatch's predictions
+        selection_quality_report(report / f"candidate-{i}", Path(out) / f"candidate-{i}", replace(candidate, splits=candidate.splits[:1]), overrides, ("unimatch",))
     table = regime_markdown(results)
     (report / "regime.md").write_text(table)
     (report / "regime.json").write_text(json.dumps({name: dict(protocol=asdict(p), figures=f, runs=all_runs[name])
