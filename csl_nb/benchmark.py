@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['VARIANTS', 'COLOURS', 'SELECTION_SETS', 'DEMO', 'DEMO_VARIANTS', 'BENCH', 'PROTOCOL_CANDIDATES', 'CEILING',
-           'REGIME_CANDIDATES', 'Protocol', 'protocol_with', 'warm_config', 'variant_config', 'run_variant',
-           'run_protocol', 'results_rows', 'paired_difference', 't_interval', 'verdict', 'results_markdown',
-           'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions',
-           'plot_trained_overlap', 'plot_qualitative', 'top_confidence', 'selection_scores', 'equal_coverage',
-           'precision_coverage', 'selection_quality', 'selection_quality_markdown', 'plot_selection_quality',
-           'save_figure', 'analysis_figures', 'trained_model', 'selection_quality_report', 'benchmark', 'demo', 'bench',
-           'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_runs', 'regime_figures',
-           'regime_check', 'regime_markdown', 'plot_regime', 'regime']
+           'REGIME_CANDIDATES', 'Protocol', 'protocol_with', 'protocol_data', 'warm_config', 'variant_config',
+           'run_variant', 'run_protocol', 'results_rows', 'paired_difference', 't_interval', 'verdict',
+           'results_markdown', 'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves',
+           'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'top_confidence', 'selection_scores',
+           'equal_coverage', 'precision_coverage', 'selection_quality', 'selection_quality_markdown',
+           'plot_selection_quality', 'save_figure', 'analysis_figures', 'trained_model', 'selection_quality_report',
+           'benchmark', 'demo', 'bench', 'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_runs',
+           'regime_figures', 'regime_check', 'regime_markdown', 'plot_regime', 'regime']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, statistics
@@ -59,9 +59,13 @@ def protocol_with(protocol:Protocol, overrides:dict) -> tuple:
     return replace(protocol, **mine), {k: v for k, v in overrides.items() if k not in own}
 
 # %% ../nbs/09_benchmark.ipynb #0163162b
+def protocol_data(protocol:Protocol, split:int, overrides:dict=None) -> dict:
+    "The embedded data set's keys a protocol's run uses, with the config overrides (which may change the unlabelled pool)."
+    return {"embedded.unlabeled": protocol.unlabeled, **(overrides or {}), "embedded.labeled": split, "embedded.classes": protocol.classes}
+
 def warm_config(out:Path, split:int, seed:int, protocol:Protocol, overrides:dict=None) -> TrainConfig:
     "The shared supervised warm start of one split and seed, in out/split-N/seed-S/warm."
-    return load_config("embedded", {"embedded.unlabeled": protocol.unlabeled, **(overrides or {}), "method": "supervised", "seed": seed, "embedded.labeled": split, "embedded.classes": protocol.classes,
+    return load_config("embedded", {**protocol_data(protocol, split, overrides), "method": "supervised", "seed": seed,
                                     "epochs": protocol.warm_epochs, "iters_per_epoch": protocol.warm_iters, "lr": protocol.warm_lr,
                                     "batch_size": protocol.warm_batch, "out": str(Path(out) / f"split-{split}" / f"seed-{seed}" / "warm")})
 
@@ -69,7 +73,7 @@ def variant_config(name:str, out:Path, split:int, seed:int, protocol:Protocol, o
     "One variant's config: from the warm start (if any), the protocol's budget, in out/split-N/seed-S/NAME."
     folder = Path(out) / f"split-{split}" / f"seed-{seed}"
     start = {"init_checkpoint": str(folder / "warm" / "last.pt")} if protocol.warm_epochs else {}
-    return load_config("embedded", {"embedded.unlabeled": protocol.unlabeled, **(overrides or {}), **VARIANTS[name], **start, "seed": seed, "embedded.labeled": split, "embedded.classes": protocol.classes,
+    return load_config("embedded", {**protocol_data(protocol, split, overrides), **VARIANTS[name], **start, "seed": seed,
                                     "epochs": protocol.epochs, "iters_per_epoch": protocol.iters, "batch_size": protocol.batch,
                                     "lr": protocol.lr, "out": str(folder / name)})
 
@@ -297,6 +301,8 @@ def plot_qualitative(probs:torch.Tensor, truth:torch.Tensor, images:torch.Tensor
     return fig
 
 # %% ../nbs/09_benchmark.ipynb #f0b14d55
+SELECTION_SETS = ("CSL reliable (w = 1)", "top-c per image, same count", "top-c over the batch, same count")
+
 def top_confidence(conf:torch.Tensor, keep:torch.Tensor, counts:torch.Tensor) -> torch.Tensor:
     "Per image (first dim), the `counts[i]` kept pixels of highest c (ties broken by position): a bool mask like `keep`."
     flat = conf.flatten(1).masked_fill(~keep.flatten(1), float("-inf"))
@@ -318,8 +324,7 @@ def equal_coverage(probs:torch.Tensor, truth:torch.Tensor, selection, tau:float=
     reliable = selection.reliable & keep
     per_image = top_confidence(conf, keep, reliable.flatten(1).sum(1))
     over_batch = top_confidence(conf.reshape(1, -1), keep.reshape(1, -1), reliable.sum().view(1)).view_as(keep)
-    sets = {"CSL reliable (w = 1)": reliable, "top-c per image, same count": per_image, "top-c over the batch, same count": over_batch,
-            f"c ≥ {tau}": (conf >= tau) & keep}
+    sets = {**dict(zip(SELECTION_SETS, (reliable, per_image, over_batch))), f"c ≥ {tau}": (conf >= tau) & keep}
     return {name: selection_scores(chosen, keep, correct, foreground) for name, chosen in sets.items()}
 
 def precision_coverage(probs:torch.Tensor, truth:torch.Tensor, foreground_only:bool=False, background:int=0, points:int=200) -> tuple:
@@ -331,8 +336,6 @@ def precision_coverage(probs:torch.Tensor, truth:torch.Tensor, foreground_only:b
     return counts / len(hits), hits[counts - 1].numpy() / counts
 
 # %% ../nbs/09_benchmark.ipynb #cba2ae68
-SELECTION_SETS = ("CSL reliable (w = 1)", "top-c per image, same count", "top-c over the batch, same count")
-
 def selection_quality(models:dict, dataset:SemiDataset, options:dict, count:int=256, tau:float=0.95) -> tuple:
     "For each named model: its predictions on `count` unlabelled scenes, CSL's selection with `options`, and the equal-coverage scores."
     scores, curves = {}, {}
@@ -355,15 +358,16 @@ def plot_selection_quality(scores:dict, curves:dict):
     "Per model (columns), all pixels (top) and foreground (bottom): precision against coverage of top-c, with CSL's and τ's points."
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, len(scores), figsize=(4.2 * len(scores), 7), squeeze=False)
-    markers = {"CSL reliable (w = 1)": ("*", "C3", 14), "top-c per image, same count": ("s", "C0", 7)}
+    markers = {SELECTION_SETS[0]: ("*", "C3", 14), SELECTION_SETS[1]: ("s", "C0", 7)}   # the batch's top-c set lies on the curve
     for col, model in enumerate(scores):
         for row, part in enumerate(("all", "foreground")):
             ax, key = axes[row, col], "" if part == "all" else "foreground_"
             coverage, precision = curves[model][part]
             ax.plot(100 * coverage, 100 * precision, color="0.3", lw=1.5, label="top-c over the batch (curve of c)")
             for name, s in scores[model].items():
-                marker, colour, size = markers.get(name, ("o", "C1", 8)) if not name.startswith("top-c over") else (None, None, None)
-                if marker: ax.plot(100 * s[key + "coverage"], 100 * s[key + "precision"], marker=marker, color=colour, ms=size, ls="none", label=name)
+                if name == SELECTION_SETS[2]: continue
+                marker, colour, size = markers.get(name, ("o", "C1", 8))
+                ax.plot(100 * s[key + "coverage"], 100 * s[key + "precision"], marker=marker, color=colour, ms=size, ls="none", label=name)
             ax.set_xlabel(f"{'foreground ' if part != 'all' else ''}pixels kept (%)"); ax.set_ylabel("precision (%)")
             ax.set_title(f"{model}: {'all pixels' if part == 'all' else 'foreground pixels'}", fontsize=11)
             if row == 0 and col == 0: ax.legend(fontsize=8, loc="lower left")
@@ -401,6 +405,7 @@ def selection_quality_report(report:Path, out:Path, protocol:Protocol, overrides
     configs = {name: variant_config(name, out, split, seed, protocol, overrides) for name in variants if name != "supervised"}
     if protocol.warm_epochs: configs = {"warm start": warm_config(out, split, seed, protocol, overrides), **configs}
     if not configs: return
+    Path(report).mkdir(parents=True, exist_ok=True)
     first = next(iter(configs.values()))
     models = {name: trained_model(cfg) for name, cfg in configs.items()}
     scores, curves = selection_quality(models, embedded_datasets(first.augment, first.embedded)["unlabeled"], selector_options(first), count, first.tau)
@@ -558,10 +563,11 @@ def regime(out:Path="runs/regime", report:Path=None, overrides:dict=None, candid
     report = Path(report or out); report.mkdir(parents=True, exist_ok=True)
     all_runs, results = {}, {}
     for i, (name, candidate) in enumerate(candidates.items()):
-        all_runs[name] = regime_runs(Path(out) / f"candidate-{i}", candidate, overrides, ceiling)
+        folder = f"candidate-{i}"
+        all_runs[name] = regime_runs(Path(out) / folder, candidate, overrides, ceiling)
         results[name] = (candidate, regime_figures(all_runs[name]))
-        (report / f"candidate-{i}").mkdir(exist_ok=True)   # CSL's selection at equal coverage on the warm start's and UniMatch's predictions
-        selection_quality_report(report / f"candidate-{i}", Path(out) / f"candidate-{i}", replace(candidate, splits=candidate.splits[:1]), overrides, ("unimatch",))
+        # CSL's selection at equal coverage on the warm start's and UniMatch's predictions
+        selection_quality_report(report / folder, Path(out) / folder, replace(candidate, splits=candidate.splits[:1]), overrides, ("unimatch",))
     table = regime_markdown(results)
     (report / "regime.md").write_text(table)
     (report / "regime.json").write_text(json.dumps({name: dict(protocol=asdict(p), figures=f, runs=all_runs[name])
