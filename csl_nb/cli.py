@@ -6,9 +6,9 @@
 __all__ = ['TENSOR_SUFFIXES', 'PINNED_KERNELS', 'PINNED_THREADS', 'PINNED_COMMANDS', 'COMMANDS', 'load_tensor', 'save_like',
            'load_selection_inputs', 'selection_summary', 'selection_options', 'run_select', 'overview_figure',
            'run_selector_demo', 'parse_overrides', 'run_train', 'kernels_pinned', 'pin_cpu_kernels', 'provenance',
-           'write_provenance', 'run_benchmark', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_kernels_flag',
-           'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime',
-           'main']
+           'write_provenance', 'device_overrides', 'run_benchmark', 'add_select', 'add_selector_demo', 'add_benchmark',
+           'add_device_flags', 'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train', 'add_evaluate',
+           'add_reproduce', 'build_parser', 'run_regime', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
 import argparse, json, os, platform, subprocess, sys
@@ -22,7 +22,7 @@ from .overlap import synthetic_predictions, pixel_table, threshold_report, forma
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
 from .config import load_config, METHODS
 from .train import train, use_all_cores, TrainingDiverged
-from .benchmark import demo, bench, protocol, regime, protocol_with, DEMO, BENCH
+from .benchmark import demo, bench, protocol, regime, protocol_with, DEMO, BENCH, BENCH_GPU, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES
 from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
 
 # %% ../nbs/90_cli.ipynb #50eb5ac6
@@ -174,11 +174,16 @@ def write_provenance(report:Path, argv:list):
     Path(report).mkdir(parents=True, exist_ok=True)
     (Path(report) / "provenance.json").write_text(json.dumps(provenance(argv), indent=1) + "\n")
 
-def run_benchmark(args, run, protocol) -> str:
-    "The `demo` and `bench` subcommands: train the protocol's runs, write the report, return its table."
-    protocol, overrides = protocol_with(protocol, parse_overrides(args.set))
+def device_overrides(args) -> dict:
+    "The `--set` overrides with the `--device` flag's device (a `--set device=…` wins); checks `--jobs`."
+    if args.jobs < 1: raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    return {"device": args.device, **parse_overrides(args.set)}
+
+def run_benchmark(args, run, protocol, gpu_protocol) -> str:
+    "The `demo` and `bench` subcommands: train the protocol's runs (`--device cuda`: the GPU protocol), write the report, return its table."
+    protocol, overrides = protocol_with(gpu_protocol if args.device == "cuda" else protocol, device_overrides(args))
     report = Path(args.report or args.out)
-    run(args.out, overrides, report, protocol)
+    run(args.out, overrides, report, protocol, jobs=args.jobs)
     write_provenance(report, args.argv)
     return (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0] + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
 
@@ -200,12 +205,16 @@ def add_selector_demo(commands):
     p.add_argument("--out", type=Path, default=Path("runs/selector-demo"), help="output folder (default runs/selector-demo)")
     p.add_argument("--seed", type=int, default=0)
 
-def add_benchmark(commands, name:str, help:str, protocol):
+def add_benchmark(commands, name:str, help:str, protocol, on_gpu:str):
     p = commands.add_parser(name, help=help)
     p.add_argument("--out", type=Path, default=Path(f"runs/{name}"), help=f"runs folder (default runs/{name})")
     p.add_argument("--report", type=Path, help="folder for the table and figures (default: the runs folder)")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help=f"override a protocol field ({', '.join(protocol.__dataclass_fields__)}) or a config field")
-    add_kernels_flag(p)
+    add_kernels_flag(p); add_device_flags(p, on_gpu)
+
+def add_device_flags(p, on_gpu:str):
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help=f"train on the CPU (the committed results) or on a GPU: {on_gpu}")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process (a GPU fits several small runs; default 1)")
 
 def add_kernels_flag(p):
     p.add_argument("--native-kernels", action="store_true", help="use the CPU's own kernels (default: AVX2, the same numbers on every x86 CPU)")
@@ -222,7 +231,7 @@ def add_regime(commands):
     p.add_argument("--out", type=Path, default=Path("runs/regime"), help="runs folder (default runs/regime)")
     p.add_argument("--report", type=Path, help="folder for regime.md, regime.json, regime.png (default: the runs folder)")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields of every run, e.g. channels_last=true")
-    add_kernels_flag(p)
+    add_kernels_flag(p); add_device_flags(p, "the GPU candidates, budgets a CPU cannot afford")
 
 def add_train(commands):
     p = commands.add_parser("train", help="train supervised, threshold or CSL (torchrun for several processes)")
@@ -252,23 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"csl_nb {csl_nb.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_select(commands); add_selector_demo(commands); add_train(commands); add_evaluate(commands); add_reproduce(commands)
-    add_benchmark(commands, "demo", "the embedded benchmark's smallest split, one seed, four variants (minutes on a CPU)", DEMO)
-    add_benchmark(commands, "bench", "the embedded benchmark: every split, three seeds, mean ± std", BENCH)
+    add_benchmark(commands, "demo", "the embedded benchmark's smallest split, one seed, four variants (minutes on a CPU)", DEMO, "the same protocol")
+    add_benchmark(commands, "bench", "the embedded benchmark: every split, three seeds, mean ± std", BENCH, "the GPU protocol, longer and with more seeds")
     add_protocol(commands); add_regime(commands)
     return parser
 
 # %% ../nbs/90_cli.ipynb #0473112d
 def run_regime(args) -> str:
     "The `regime` subcommand: the candidates' table, and provenance.json beside it."
-    table = regime(args.out, args.report, parse_overrides(args.set))
+    candidates = GPU_REGIME_CANDIDATES if args.device == "cuda" else REGIME_CANDIDATES
+    table = regime(args.out, args.report, device_overrides(args), candidates, jobs=args.jobs)
     write_provenance(args.report or args.out, args.argv)
     return table + f"\nwrote {args.report or args.out}: regime.md, regime.json, regime.png, provenance.json"
 
 COMMANDS = {
     "select": lambda args: json.dumps(run_select(args), indent=1) + f"\nwrote {args.out}",
     "selector-demo": lambda args: run_selector_demo(args) + f"\nwrote {args.out}/overlap.md and {args.out}/overview.png",
-    "demo": lambda args: run_benchmark(args, demo, DEMO),
-    "bench": lambda args: run_benchmark(args, bench, BENCH),
+    "demo": lambda args: run_benchmark(args, demo, DEMO, DEMO),
+    "bench": lambda args: run_benchmark(args, bench, BENCH, BENCH_GPU),
     "protocol": lambda args: protocol(args.out, args.report, args.bench) + f"\nwrote {args.report or args.out}: protocol.md, protocol.png, runs.json",
     "regime": run_regime,
     "train": lambda args: json.dumps(run_train(args)),

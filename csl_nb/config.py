@@ -7,7 +7,7 @@ __all__ = ['METHODS', 'MIXINGS', 'TRUE_WORDS', 'FALSE_WORDS', 'CONFIGS', 'TrainC
            'check_config', 'read_yaml', 'config_dict', 'load_config']
 
 # %% ../nbs/07a_config.ipynb #a7c0f004
-import json, math
+import json, math, re
 from dataclasses import dataclass, field, fields, asdict, is_dataclass, MISSING
 from pathlib import Path
 import yaml
@@ -59,6 +59,7 @@ class TrainConfig:
     amp: str = "none"                  # none | bf16 | fp16 (autocast)
     channels_last: bool = False        # channels-last memory format for the model and its inputs
     workers: int = 0
+    device: str = "auto"               # auto (a GPU when torch sees one, else the CPU) | cpu | cuda | cuda:N
     seed: int = 0
     out: str = ""                      # run folder (default runs/DATASET-METHOD)
     progress: bool = True
@@ -151,6 +152,7 @@ def check_config(cfg:TrainConfig) -> TrainConfig:
     if any(r < 0 for r in cfg.aspp_rates) or (any(cfg.aspp_rates) and not all(cfg.aspp_rates)):
         raise ValueError(f"aspp_rates must be three rates ≥ 1 (or (0, 0, 0): the preset's), got {cfg.aspp_rates}")
     if cfg.method == "unimatch" and cfg.tmp: raise ValueError("tmp is CSL's third view; UniMatch's step has none (leave tmp unset)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device): raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     check_options(cfg.alpha, cfg.dispersion, cfg.scale)
     return cfg
 

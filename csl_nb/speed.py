@@ -10,7 +10,7 @@ __all__ = ['PAPER_SHAPES', 'FORMS', 'STEP_VARIANTS', 'STEP_SETTINGS', 'IMAGE_SIZ
            'main']
 
 # %% ../nbs/91_speed.ipynb #566f3247
-import argparse, hashlib, json, os, resource, subprocess, sys, tempfile, time
+import argparse, hashlib, json, os, resource, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
 from .model import deep_stem_resnet101
 from .config import load_config
 from .cli import PINNED_KERNELS
-from .train import build_datasets, epoch_loaders, build_training, train_step, use_all_cores, check_batches
+from .train import build_datasets, epoch_loaders, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
 
 # %% ../nbs/91_speed.ipynb #f6d7a4c6
 PAPER_SHAPES = {"pascal": (8, 21, 321, 321), "cityscapes": (2, 19, 801, 801)}
@@ -149,36 +149,42 @@ def unimatch_layout_weights(path:Path, seed:int=0) -> Path:
     torch.save(state, path); return Path(path)
 
 # %% ../nbs/91_speed.ipynb #a91f0003
-def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weights:Path=None) -> dict:
-    "One training step of a shipped paper config on a fixture folder: loss, gradient norm, seconds, peak memory above the start."
+def _sync(device):
+    if device.type == "cuda": torch.cuda.synchronize()
+
+def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weights:Path=None, steps:int=1, amp:str="none") -> dict:
+    "Training steps of a shipped paper config on a fixture folder (one batch, repeated): the first step's loss, gradient norm and seconds, the later steps' mean seconds, peak memory above the start."
     weights = weights or unimatch_layout_weights(Path(root) / "resnet101.pth")
-    cfg = load_config(config, dict(data_root=str(root), batch_size=batch_size, method=method, progress=False, backbone_weights=str(weights)))
+    cfg = load_config(config, dict(data_root=str(root), batch_size=batch_size, method=method, progress=False, backbone_weights=str(weights), amp=amp))
     pairs = fixture_benchmark(cfg.dataset, root, images=max(2, batch_size))
     views = "unimatch" if method == "unimatch" else "csl"
     datasets = {mode: SemiDataset(root, pairs[mode], mode, cfg.num_classes, cfg.augment, views=views) for mode in MODES}
     check_batches(datasets, cfg, 1)
     labeled, unlabeled, mixing = next(iter(zip(*(epoch_loaders(datasets, cfg, 0, 1, 0)[k] for k in ("labeled", "unlabeled", "mixing")))))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(cfg.device)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    model, optimizer, _ = build_training(cfg, device, 1)
-    model.train(); start = time.perf_counter()
-    loss, terms, _ = train_step(model, labeled, unlabeled, mixing, cfg, device, {"selector": 0.0})
-    optimizer.zero_grad(); loss.backward()
-    grad_norm = torch.norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])).item()
-    optimizer.step()
+    model, optimizer, scaler = build_training(cfg, device, 1)
+    model.train(); seconds = []
+    for step in range(steps):
+        _sync(device); start = time.perf_counter()
+        with _autocast(cfg, device): loss, terms, _ = train_step(model, labeled, unlabeled, mixing, cfg, device, {"selector": 0.0})
+        optimizer.zero_grad(); scaler.scale(loss).backward()
+        if step == 0: first = dict(loss=loss.item(), terms=terms, grad_norm=torch.norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])).item())
+        scaler.step(optimizer); scaler.update(); _sync(device)
+        seconds.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20
-    return dict(config=config, method=method, batch=batch_size, crop=cfg.augment.crop, output_stride=cfg.output_stride, loss=loss.item(),
-                terms=terms, grad_norm=grad_norm, seconds=time.perf_counter() - start, device=device.type, peak_gb=peak)
+    return dict(config=config, method=method, batch=batch_size, crop=cfg.augment.crop, output_stride=cfg.output_stride, amp=amp, **first,
+                seconds=seconds[0], seconds_per_step=statistics.mean(seconds[1:]) if steps > 1 else None, device=device.type, peak_gb=peak)
 
 # %% ../nbs/91_speed.ipynb #a91f0007
 PAPER_BATCHES = {"pascal_classic": 4, "cityscapes": 2, "coco": 2}   # images per GPU of the paper's 4-GPU setting
 
-def bench_memory(batches:dict=PAPER_BATCHES, method:str="csl") -> list:
-    "`paper_step` of each config at its per-GPU batch, each in a fresh process (its peak memory is that step's alone)."
+def bench_memory(batches:dict=PAPER_BATCHES, method:str="csl", steps:int=1, amp:str="none") -> list:
+    "`paper_step` of each config at its per-GPU batch, each in a fresh process (its peak memory is that run's alone)."
     rows = []
     for config, batch in batches.items():
         code = (f"import json, tempfile; from pathlib import Path; from csl_nb.speed import paper_step; from csl_nb.train import use_all_cores; use_all_cores()\n"
-                f"with tempfile.TemporaryDirectory() as d: print(json.dumps(paper_step({config!r}, Path(d), {batch}, {method!r})))")
+                f"with tempfile.TemporaryDirectory() as d: print(json.dumps(paper_step({config!r}, Path(d), {batch}, {method!r}, steps={steps}, amp={amp!r})))")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if done.returncode:
             killed = " (killed by a signal: most likely out of memory)" if done.returncode < 0 else ""
@@ -188,10 +194,13 @@ def bench_memory(batches:dict=PAPER_BATCHES, method:str="csl") -> list:
 
 def write_memory(rows:list, out:Path=None) -> str:
     "The memory rows as text (and, with `out`, memory.txt and memory.json there)."
-    lines = [f"torch {torch.__version__}, one full-size {rows[0]['method']} step per config, fresh process each, peak memory of the step "
-             f"({'GPU: max allocated' if rows[0]['device'] == 'cuda' else 'CPU: peak resident set above the start, an estimate of one GPU'})",
-             f"{'config':<16}{'batch':>7}{'crop':>6}{'OS':>4}{'device':>8}{'s/step':>9}{'peak GB':>9}"]
-    lines += [f"{r['config']:<16}{str(r['batch']) + '+' + str(r['batch']):>7}{r['crop']:>6}{r['output_stride']:>4}{r['device']:>8}{r['seconds']:>9.1f}{r['peak_gb']:>9.1f}" for r in rows]
+    lines = [f"torch {torch.__version__}, full-size {rows[0]['method']} steps per config, fresh process each, peak memory "
+             f"({'GPU: max allocated' if rows[0]['device'] == 'cuda' else 'CPU: peak resident set above the start, an estimate of one GPU'}); "
+             "first s: the first step (set-up included), s/step: the mean of the later steps",
+             f"{'config':<16}{'batch':>7}{'crop':>6}{'OS':>4}{'amp':>6}{'device':>8}{'first s':>9}{'s/step':>9}{'peak GB':>9}"]
+    later = lambda r: "—" if r.get("seconds_per_step") is None else f"{r['seconds_per_step']:.3f}"
+    lines += [f"{r['config']:<16}{str(r['batch']) + '+' + str(r['batch']):>7}{r['crop']:>6}{r['output_stride']:>4}{r.get('amp', 'none'):>6}{r['device']:>8}"
+              f"{r['seconds']:>9.1f}{later(r):>9}{r['peak_gb']:>9.1f}" for r in rows]
     text = "\n".join(lines); print(text)
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -239,15 +248,18 @@ def main(argv=None):
     parser.add_argument("--config", default="embedded", help="config for the step benchmark")
     parser.add_argument("--steps", type=int, default=40, help="timed training steps per variant and round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the step benchmark (each variant's fastest is shown)")
+    parser.add_argument("--devices", default="cpu,cuda", help="selector: the devices to time it on, of cpu,cuda (default both; cuda only when there is one)")
+    parser.add_argument("--full-steps", type=int, default=1, help="memory: full-size steps per config (the later ones timed; default 1)")
+    parser.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="memory: autocast of the full-size steps")
     parser.add_argument("--out", type=Path, help="also write the output to OUT/WHAT.txt (memory: also memory.json)")
     args = parser.parse_args(argv)
     use_all_cores()
-    if args.what == "memory": return write_memory(bench_memory(), args.out)
+    if args.what == "memory": return write_memory(bench_memory(steps=args.full_steps, amp=args.amp), args.out)
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"]
     if args.what == "step": lines.append(format_step_rows(bench_step(args.config, args.steps, rounds=args.rounds)))
     elif args.what == "kernels": lines.append(format_kernel_rows(kernel_runs(steps=args.steps)))
     else:
-        for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        for device in [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]:
             lines.append(format_rows(bench_selector(device=device, repeats=args.repeats)))
     text = "\n".join(lines)
     print(text)
