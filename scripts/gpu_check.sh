@@ -25,6 +25,15 @@ for method in csl unimatch threshold supervised; do
   tail -1 "$work/report/smoke-$method.log" | cut -c1-200
 done
 
+stamp "generating the GPU candidates' data sets in the background"
+python3 - > "$work/report/data.log" 2>&1 <<'PY' &
+from concurrent.futures import ProcessPoolExecutor
+from csl_nb.embedded import EmbeddedSpec, embedded_benchmark
+specs = [EmbeddedSpec(labeled=l, unlabeled=u, classes="groups") for l, u in [(60, 1000), (3000, 1000), (30, 1000), (60, 3000), (3000, 3000)]]
+with ProcessPoolExecutor(len(specs)) as pool: print(list(pool.map(embedded_benchmark, specs, [None] * len(specs), [False] * len(specs))))
+PY
+data=$!
+
 stamp "selector speed (cuda)"
 timeout 90 python3 -m csl_nb.speed selector --devices cuda --repeats 5 --out "$work/report/speed" 2>&1 | tail -8
 for amp in none bf16; do
@@ -32,6 +41,7 @@ for amp in none bf16; do
   timeout 80 python3 -m csl_nb.speed memory --full-steps 4 --amp $amp --out "$work/report/steps-$amp" 2>&1 | tail -6
 done
 
+wait $data; stamp "data sets ready"; tail -1 "$work/report/data.log" | cut -c1-300
 stamp "regime on the GPU candidates, 12 runs at once, ${regime_seconds}s at most"
 OMP_NUM_THREADS=1 timeout "$regime_seconds" python3 -m csl_nb.cli regime --device cuda --jobs 12 --out "$work/runs" \
   --report "$work/report/regime" --set progress=false workers=0 channels_last=true > "$work/report/regime.log" 2>&1
