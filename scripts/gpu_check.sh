@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks in one run on one GPU (about 9 minutes on an H200): the selector's speed against its reference, full-size
 # training steps of the paper configs in fp32 and bf16, and `csl_nb regime --device cuda` (the GPU candidates, 12 runs at once).
-# Everything lands in $OUT/gpu-check.tar.gz (default OUT: gpu-check). Usage: [OUT=folder] scripts/gpu_check.sh [regime seconds]
+# Everything lands in $OUT/gpu-check.tar.gz (default OUT: gpu-check). Usage: [OUT=folder] scripts/gpu_check.sh [seconds for all of it, default 560]
 set -u
-out=${OUT:-gpu-check}; work=${WORK:-/tmp/gpu-check}; regime_seconds=${1:-300}
+out=${OUT:-gpu-check}; work=${WORK:-/tmp/gpu-check}; total=${1:-560}; started=$(date +%s)
 mkdir -p "$out" "$work/report"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 CSL_NB_CACHE="$work/cache"
 stamp() { echo "[$(date +%T)] $*"; }
@@ -41,7 +41,7 @@ for amp in none bf16; do
   timeout 80 python3 -m csl_nb.speed memory --full-steps 4 --amp $amp --out "$work/report/steps-$amp" 2>&1 | tail -6
 done
 
-wait $data; stamp "data sets ready"; tail -1 "$work/report/data.log" | cut -c1-300
+wait $data; regime_seconds=$((total - ($(date +%s) - started) - 15)); stamp "data sets ready"; tail -1 "$work/report/data.log" | cut -c1-300
 stamp "regime on the GPU candidates, 12 runs at once, ${regime_seconds}s at most"
 OMP_NUM_THREADS=1 timeout "$regime_seconds" python3 -m csl_nb.cli regime --device cuda --jobs 12 --out "$work/runs" \
   --report "$work/report/regime" --set progress=false workers=0 channels_last=true > "$work/report/regime.log" 2>&1
