@@ -12,7 +12,8 @@ __all__ = ['VARIANTS', 'INCIDENTAL', 'COLOURS', 'SELECTION_SETS', 'DEMO', 'DEMO_
            'precision_coverage', 'selection_quality', 'selection_quality_markdown', 'plot_selection_quality',
            'save_figure', 'analysis_figures', 'trained_model', 'selection_quality_report', 'benchmark', 'demo', 'bench',
            'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_protocols', 'train_plans',
-           'regime_runs', 'regime_figures', 'regime_check', 'regime_markdown', 'plot_regime', 'regime']
+           'regime_runs', 'regime_figures', 'regime_check', 'regime_markdown', 'plot_regime', 'read_history',
+           'logged_runs', 'regime', 'regime_report']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, statistics
@@ -589,7 +590,9 @@ def regime_markdown(results:dict, criteria:RegimeCriteria=RegimeCriteria()) -> s
         checks = regime_check(figures, criteria)
         failed = [k for k, met in checks.items() if not met]
         warm = f"{p.warm_epochs * p.warm_iters} steps × {p.warm_batch}" if p.warm_epochs else "none"
-        lines.append(f"| {name} | {p.classes} | {p.unlabeled} | {warm} | {p.epochs * p.iters} steps × {p.batch} + {p.batch} | {_pct(figures['supervised'])} | "
+        compared = figures.get("epochs", p.epochs)
+        stopped = f" (stopped: compared after epoch {compared} of {p.epochs})" if compared < p.epochs else ""
+        lines.append(f"| {name} | {p.classes} | {p.unlabeled} | {warm} | {p.epochs * p.iters} steps × {p.batch} + {p.batch}{stopped} | {_pct(figures['supervised'])} | "
                      f"{_pct(figures['ceiling'])} | {_pct(figures['unimatch'])} | {100 * figures['gain']:+.1f} | {_pct(figures['foreground_accuracy'])} | "
                      f"{_pct(figures['foreground_selected'])} | {_pct(figures['foreground_precision'])} | {figures['seeds']} | "
                      f"{'all four' if not failed else 'no: ' + ', '.join(failed)} |")
@@ -606,19 +609,43 @@ def plot_regime(results_runs:dict):
     fig.tight_layout()
     return fig
 
+def read_history(folder:Path) -> list:
+    "A run's per-epoch records from its log.jsonl, for a run that stopped before its last epoch too ([] when it never finished one)."
+    log = Path(folder) / "log.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+def logged_runs(out:Path, candidate:Protocol, overrides:dict=None, ceiling:int=CEILING) -> tuple:
+    "A candidate's runs read from their logs, supervised and unimatch cut to the epochs every one of them reached: (runs, epochs)."
+    (folder, small, pair), (top_folder, top_protocol, alone) = regime_protocols(out, candidate, ceiling)
+    configs = protocol_configs(folder, small, overrides, pair)[1]
+    runs = {name: [read_history(run_folder(c)) for c in configs if Path(c.out).name == name] for name in pair}
+    epochs = min(len(h) for histories in runs.values() for h in histories)
+    if not epochs: raise FileNotFoundError(f"{folder}: a supervised or unimatch run has no finished epoch in its log.jsonl")
+    runs = {name: [h[:epochs] for h in histories] for name, histories in runs.items()}
+    runs["ceiling"] = [read_history(run_folder(c)) for c in protocol_configs(top_folder, top_protocol, overrides, alone)[1]]
+    return runs, epochs
+
 def regime(out:Path="runs/regime", report:Path=None, overrides:dict=None, candidates:dict=REGIME_CANDIDATES, ceiling:int=CEILING,
-           jobs:int=1) -> str:
-    "Train every candidate's supervised, unimatch and ceiling runs (`jobs` at a time); write regime.md, regime.json, regime.png and each candidate's selection quality."
+           jobs:int=1, from_logs:bool=False) -> str:
+    """Train every candidate's supervised, unimatch and ceiling runs (`jobs` at a time); write regime.md, regime.json, regime.png and each candidate's selection quality.
+    `from_logs`: train nothing, read the runs' logs (runs stopped early are compared at the epoch they all reached; no selection quality)."""
     report = Path(report or out); report.mkdir(parents=True, exist_ok=True)
+    if from_logs: return regime_report(report, {name: (c, *logged_runs(Path(out) / f"candidate-{i}", c, overrides, ceiling))
+                                                for i, (name, c) in enumerate(candidates.items())})
     if jobs > 1: train_plans([plan for i, c in enumerate(candidates.values()) for plan in regime_protocols(Path(out) / f"candidate-{i}", c, ceiling)],
                              overrides, jobs)
-    all_runs, results = {}, {}
+    measured = {}
     for i, (name, candidate) in enumerate(candidates.items()):
         folder = f"candidate-{i}"
-        all_runs[name] = regime_runs(Path(out) / folder, candidate, overrides, ceiling)
-        results[name] = (candidate, regime_figures(all_runs[name]))
+        measured[name] = (candidate, regime_runs(Path(out) / folder, candidate, overrides, ceiling), candidate.epochs)
         # CSL's selection at equal coverage on the warm start's and UniMatch's predictions
         selection_quality_report(report / folder, Path(out) / folder, replace(candidate, splits=candidate.splits[:1]), overrides, ("unimatch",))
+    return regime_report(report, measured)
+
+def regime_report(report:Path, measured:dict) -> str:
+    "regime.md, regime.json and regime.png in `report` from {name: (protocol, runs, epochs compared)}; the table."
+    all_runs = {name: runs for name, (_, runs, _) in measured.items()}
+    results = {name: (p, {**regime_figures(runs), "epochs": epochs}) for name, (p, runs, epochs) in measured.items()}
     table = regime_markdown(results)
     (report / "regime.md").write_text(table)
     (report / "regime.json").write_text(json.dumps({name: dict(protocol=asdict(p), figures=f, runs=all_runs[name])

@@ -231,6 +231,7 @@ def add_regime(commands):
     p.add_argument("--out", type=Path, default=Path("runs/regime"), help="runs folder (default runs/regime)")
     p.add_argument("--report", type=Path, help="folder for regime.md, regime.json, regime.png (default: the runs folder)")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields of every run, e.g. channels_last=true")
+    p.add_argument("--from-logs", action="store_true", help="train nothing: the report from the runs' logs (a stopped run compared at the epoch all reached)")
     add_kernels_flag(p); add_device_flags(p, "the GPU candidates, budgets a CPU cannot afford")
 
 def add_train(commands):
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_regime(args) -> str:
     "The `regime` subcommand: the candidates' table, and provenance.json beside it."
     candidates = GPU_REGIME_CANDIDATES if args.device == "cuda" else REGIME_CANDIDATES
-    table = regime(args.out, args.report, device_overrides(args), candidates, jobs=args.jobs)
+    table = regime(args.out, args.report, device_overrides(args), candidates, jobs=args.jobs, from_logs=args.from_logs)
     write_provenance(args.report or args.out, args.argv)
     return table + f"\nwrote {args.report or args.out}: regime.md, regime.json, regime.png, provenance.json"
 
