@@ -58,3 +58,30 @@ def test_reproduce_reports_missing_data_and_prints_commands(tmp_path):
         commands = [l for l in done.stdout.splitlines() if l.startswith(f"torchrun --nproc_per_node 4 -m csl_nb.cli train --config cityscapes --method {method} ")]
         assert [c.split("split=")[1].split()[0] for c in commands] == ["1_16", "1_8", "1_4", "1_2"]
     assert done.stdout.count("| UniMatch | 76.6 | 77.9 | 79.2 | 79.5 |") == 1 and "| CSL | n/a | n/a | n/a | n/a |" in done.stdout
+
+
+def test_jobs_train_runs_side_by_side_to_the_same_histories(tmp_path, monkeypatch):
+    "--jobs 2 trains each run in its own process; the histories are those of the same runs trained one after another."
+    from csl_nb.benchmark import Protocol, run_protocol, train_all, warm_config
+    monkeypatch.setenv("CSL_NB_CACHE", str(tmp_path / "cache")); monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    import torch; threads = torch.get_num_threads(); torch.set_num_threads(1)   # the children's thread count: the same bits
+    try:
+        tiny = Protocol(splits=(4,), seeds=(0,), warm_epochs=1, warm_iters=2, warm_batch=2, epochs=1, iters=2, batch=2)
+        config = {"progress": False, "embedded.unlabeled": 8, "embedded.val": 4, "device": "cpu"}
+        side_by_side = run_protocol(tmp_path / "jobs", tiny, config, ("supervised", "unimatch"), jobs=2)
+        in_turn = run_protocol(tmp_path / "one", tiny, config, ("supervised", "unimatch"))
+    finally: torch.set_num_threads(threads)
+    assert list(side_by_side[(4, 0)]) == ["warm", "supervised", "unimatch"]
+    loss = lambda runs, name: runs[(4, 0)][name][-1]["losses"]["total"]
+    assert [loss(side_by_side, n) for n in ("warm", "supervised", "unimatch")] == [loss(in_turn, n) for n in ("warm", "supervised", "unimatch")]
+    with pytest.raises(ValueError, match="leave workers at 0"):
+        train_all([warm_config(tmp_path / f"w{i}", 4, 0, tiny, {**config, "workers": 1}) for i in range(2)], jobs=2)
+
+
+def test_cuda_device_without_a_gpu_is_a_clear_error(tmp_path):
+    if __import__("torch").cuda.is_available(): pytest.skip("this machine has a GPU")
+    env = dict(os.environ, CSL_NB_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(["csl_nb", "demo", "--device", "cuda", "--out", str(tmp_path / "out"), "--set", *TINY], capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "torch sees no GPU" in done.stderr and "Traceback" not in done.stderr
+    bad = subprocess.run(["csl_nb", "regime", "--jobs", "0", "--out", str(tmp_path / "r")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "--jobs must be at least 1" in bad.stderr

@@ -104,7 +104,8 @@ def test_unknown_config_key_lists_valid_ones(tmp_path, env):
     (dict(augment=5), "config key augment"), (dict(epochs="three"), "config key epochs: expected an integer, got 'three'"),
     (dict(iters_per_epoch=-1), "iters_per_epoch"), (dict(split="92"), "the embedded set is generated"),
     (dict(batch_size=16), "fewer than one batch of 16"), (dict(alpha=0.0), "alpha must be"),
-])
+    (dict(device="gpu"), "device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+] + ([] if torch.cuda.is_available() else [(dict(device="cuda"), "device 'cuda': torch sees no GPU")]))
 def test_bad_configs_are_named_before_training(tmp_path, env, values, message):
     done = csl_nb("train", "--config", config(tmp_path, **values), "--out", tmp_path / "run", env=env)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
