@@ -12,8 +12,8 @@ __all__ = ['VARIANTS', 'INCIDENTAL', 'COLOURS', 'SELECTION_SETS', 'DEMO', 'DEMO_
            'precision_coverage', 'selection_quality', 'selection_quality_markdown', 'plot_selection_quality',
            'save_figure', 'analysis_figures', 'trained_model', 'selection_quality_report', 'benchmark', 'demo', 'bench',
            'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_protocols', 'train_plans',
-           'regime_runs', 'regime_figures', 'regime_check', 'regime_markdown', 'plot_regime', 'read_history',
-           'logged_runs', 'regime', 'regime_report']
+           'regime_runs', 'regime_figures', 'regime_check', 'regime_verdict', 'regime_markdown', 'plot_regime',
+           'read_history', 'logged_runs', 'regime', 'regime_report']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, statistics, textwrap
@@ -585,6 +585,11 @@ def regime_check(figures:dict, criteria:RegimeCriteria=RegimeCriteria()) -> dict
             "baseline gains": figures["gain"] >= criteria.baseline_gain}
 
 # %% ../nbs/09_benchmark.ipynb #34cbb4b2
+def regime_verdict(failed:list, stopped:bool) -> str:
+    "The table's last column: a candidate meets the criteria only at the end of its budget."
+    if stopped: return "no: stopped early (" + ("all four met at that epoch" if not failed else "failed there: " + ", ".join(failed)) + ")"
+    return "all four" if not failed else "no: " + ", ".join(failed)
+
 def regime_markdown(results:dict, criteria:RegimeCriteria=RegimeCriteria()) -> str:
     "One row per candidate: its protocol, the measured values and the verdict."
     lines = ["| candidate | classes | unlabelled scenes | warm start | after it | supervised | ceiling | unimatch | unimatch − supervised | "
@@ -598,7 +603,7 @@ def regime_markdown(results:dict, criteria:RegimeCriteria=RegimeCriteria()) -> s
         lines.append(f"| {name} | {p.classes} | {p.unlabeled} | {warm} | {p.epochs * p.iters} steps × {p.batch} + {p.batch}{stopped} | {_pct(figures['supervised'])} | "
                      f"{_pct(figures['ceiling'])} | {_pct(figures['unimatch'])} | {100 * figures['gain']:+.1f} | {_pct(figures['foreground_accuracy'])} | "
                      f"{_pct(figures['foreground_selected'])} | {_pct(figures['foreground_precision'])} | {figures['seeds']} | "
-                     f"{'all four' if not failed else 'no: ' + ', '.join(failed)} |")
+                     f"{regime_verdict(failed, compared < p.epochs)} |")
     return "\n".join(lines) + "\n"
 
 def plot_regime(results_runs:dict):
