@@ -449,7 +449,6 @@ def benchmark(out:Path, protocol:Protocol, overrides:dict=None, report:Path=None
 
 def demo(out:Path="runs/demo", overrides:dict=None, report:Path=None, protocol:Protocol=DEMO, variants=DEMO_VARIANTS, jobs:int=1) -> list:
     "The README's main job: the smallest split, one seed, supervised, UniMatch, threshold and CSL, with the analysis figures."
-    overrides = {"channels_last": True, **(overrides or {})}   # about a quarter faster on a CPU (notebook 91): the demo's minutes
     return benchmark(out, protocol, overrides, report, variants, analysis=True, jobs=jobs)
 
 def bench(out:Path="runs/bench", overrides:dict=None, report:Path=None, protocol:Protocol=BENCH, variants=tuple(VARIANTS), jobs:int=1) -> list:
