@@ -2,13 +2,15 @@ SHELL := /bin/bash
 # The project's tasks. `make test` is the whole test suite (what CI runs).
 NBDEV_TEST_TIMEOUT ?= 2400
 
-.PHONY: test test-fast sync-check nbtest nbtest-fast pytest pytest-main pytest-fast pytest-full-size readme export docs site fresh-clone speed memory
+.PHONY: test test-fast notebooks-then-full-size sync-check nbtest nbtest-fast pytest pytest-main pytest-fast pytest-full-size readme export docs site fresh-clone speed memory
 
-# The whole suite: sync check; the notebooks' tests (slow cells included) beside the pytest cases, one thread each on the
-# two cores; then the full-size step of each paper config, which wants both cores to itself.
+# The whole suite: sync check; then two lanes, one thread each on the two cores: the notebooks' tests (slow cells
+# included) followed by the full-size step of each paper config, beside the other pytest cases (the longer lane).
 test: sync-check
-	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest pytest-main
-	$(MAKE) --no-print-directory pytest-full-size
+	$(MAKE) --no-print-directory -j2 --output-sync=target notebooks-then-full-size pytest-main
+
+notebooks-then-full-size: nbtest
+	OMP_NUM_THREADS=1 python -m pytest -q -m full_size tests
 
 # The edit loop: notebooks without their `#| slow` cells beside pytest without the slow and full-size cases.
 test-fast:
