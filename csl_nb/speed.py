@@ -33,6 +33,10 @@ def random_probabilities(shape:tuple, seed:int=0, device:str="cpu", sharpness:fl
     return torch.softmax(logits, 1).to(device)
 
 # %% ../nbs/91_speed.ipynb #8af05f5e
+def _sync(device):
+    "Wait for `device`'s queued work (a no-op on the CPU), so that a wall-clock time covers it."
+    if device.type == "cuda": torch.cuda.synchronize()
+
 def time_call(fn, repeats:int=3, warmup:int=1) -> float:
     "Fastest wall time of `repeats` calls of `fn()` in seconds, after `warmup` calls (synchronising CUDA)."
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
@@ -92,14 +96,14 @@ def timed_steps(model, optimizer, cfg, device, steps:int, warmup:int) -> tuple:
         start = time.perf_counter()
         loss, _, _ = train_step(model, labeled, unlabeled, mixing, cfg, device, timer)
         optimizer.zero_grad(); loss.backward(); optimizer.step()
-        if torch.cuda.is_available(): torch.cuda.synchronize()
+        _sync(device)
         seconds[i >= warmup] += time.perf_counter() - start
     return seconds[0], seconds[1], timer["selector"]
 
 def time_variant(config:str, values:dict, steps:int, warmup:int, overrides:dict=None) -> dict:
     "One variant's timing: seconds per step, the selector's seconds and share, warm-up seconds, peak memory."
     cfg = load_config(config, {**{k: v for k, v in values.items() if k not in STEP_SETTINGS}, "progress": False, **(overrides or {})})
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(cfg.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(values.get("threads", threads))
     try:
@@ -149,9 +153,6 @@ def unimatch_layout_weights(path:Path, seed:int=0) -> Path:
     torch.save(state, path); return Path(path)
 
 # %% ../nbs/91_speed.ipynb #a91f0003
-def _sync(device):
-    if device.type == "cuda": torch.cuda.synchronize()
-
 def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weights:Path=None, steps:int=1, amp:str="none") -> dict:
     "Training steps of a shipped paper config on a fixture folder (one batch, repeated): the first step's loss, gradient norm and seconds, the later steps' mean seconds, peak memory above the start."
     weights = weights or unimatch_layout_weights(Path(root) / "resnet101.pth")

@@ -129,7 +129,7 @@ def check_batches(datasets:dict, cfg:TrainConfig, world:int):
     if images < cfg.batch_size * world:
         raise ValueError(f"the unlabelled set has {images} images, fewer than one batch of {cfg.batch_size} per process "
                          f"× {world} process(es): lower batch_size or add images")
-    synced = world > 1 and torch.cuda.is_available() and cfg.device != "cpu"   # SyncBN pools the batch statistics of every GPU
+    synced = world > 1 and pick_device(cfg.device).type == "cuda"   # SyncBN pools the batch statistics of every GPU
     if cfg.batch_size == 1 and cfg.method != "unimatch" and not synced:
         raise ValueError(f"batch_size 1 in {'one process' if world == 1 else 'processes without SyncBN'}: method {cfg.method} runs a "
                          "train-mode forward of a single image, and the BatchNorm after ASPP's image pooling needs at least 2 values "
