@@ -4,19 +4,20 @@
 
 # %% auto #0
 __all__ = ['VARIANTS', 'INCIDENTAL', 'COLOURS', 'SELECTION_SETS', 'DEMO', 'DEMO_VARIANTS', 'BENCH', 'BENCH_GPU',
-           'PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CANDIDATES', 'Protocol', 'protocol_with',
-           'protocol_data', 'warm_config', 'variant_config', 'run_variant', 'protocol_configs', 'train_all',
-           'run_protocol', 'results_rows', 'paired_difference', 't_interval', 'verdict', 'results_markdown',
-           'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions',
-           'plot_trained_overlap', 'plot_qualitative', 'top_confidence', 'selection_scores', 'equal_coverage',
-           'precision_coverage', 'selection_quality', 'selection_quality_markdown', 'plot_selection_quality',
-           'save_figure', 'analysis_figures', 'trained_model', 'selection_quality_report', 'benchmark', 'demo', 'bench',
-           'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_protocols', 'train_plans',
-           'regime_runs', 'regime_figures', 'regime_check', 'regime_verdict', 'regime_markdown', 'plot_regime',
-           'read_history', 'logged_runs', 'regime', 'regime_report']
+           'PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CANDIDATES', 'Protocol', 'protocol_keys',
+           'protocol_with', 'protocol_data', 'warm_config', 'variant_config', 'run_variant', 'protocol_configs',
+           'train_all', 'threads_per_job', 'run_protocol', 'results_rows', 'paired_difference', 't_interval', 'verdict',
+           'results_markdown', 'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves',
+           'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'top_confidence', 'selection_scores',
+           'equal_coverage', 'precision_coverage', 'selection_quality', 'selection_quality_markdown',
+           'plot_selection_quality', 'save_figure', 'analysis_figures', 'trained_model', 'selection_quality_report',
+           'benchmark', 'demo', 'bench', 'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria',
+           'regime_protocols', 'train_plans', 'regime_runs', 'regime_figures', 'regime_check', 'regime_verdict',
+           'regime_markdown', 'plot_regime', 'read_history', 'logged_runs', 'regime', 'regime_report']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
-import csv, json, multiprocessing, statistics, textwrap
+import csv, json, multiprocessing, os, statistics, textwrap
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields, replace, asdict
 from pathlib import Path
@@ -49,6 +50,13 @@ class Protocol:
     lr: float = 0.003              # the variants' learning rate, from the warm start
     classes: str = "items"         # the embedded class set: items (10 classes) | groups (4)
     unlabeled: int = 3000          # unlabelled scenes (a config override of embedded.unlabeled wins)
+    larger_seeds: int = 0          # the larger splits train only the first N seeds (0: all); the smallest trains every seed
+
+def protocol_keys(protocol:Protocol) -> list:
+    "The (split, seed) pairs a protocol trains, in split then seed order."
+    smallest = min(protocol.splits)
+    seeds = lambda split: protocol.seeds if split == smallest or not protocol.larger_seeds else protocol.seeds[:protocol.larger_seeds]
+    return [(split, seed) for split in protocol.splits for seed in seeds(split)]
 
 def protocol_with(protocol:Protocol, overrides:dict) -> tuple:
     "Split `KEY=VALUE` overrides into the protocol's own fields and config fields: (protocol, config overrides)."
@@ -96,7 +104,7 @@ def run_variant(cfg:TrainConfig) -> list:
 # %% ../nbs/09_benchmark.ipynb #0163162c
 def protocol_configs(out:Path, protocol:Protocol, overrides:dict=None, variants=tuple(VARIANTS)) -> tuple:
     "The protocol's runs as configs: (warm starts, variants), both in split, seed (and variant) order."
-    keys = [(split, seed) for split in protocol.splits for seed in protocol.seeds]
+    keys = protocol_keys(protocol)
     warm = [warm_config(out, split, seed, protocol, overrides) for split, seed in keys] if protocol.warm_epochs else []
     return warm, [variant_config(name, out, split, seed, protocol, overrides) for split, seed in keys for name in variants]
 
@@ -105,15 +113,25 @@ def train_all(configs:list, jobs:int=1) -> list:
     if jobs <= 1 or len(configs) <= 1: return [run_variant(cfg) for cfg in configs]
     if any(cfg.workers for cfg in configs):   # seen here: a loader's worker processes hang at shutdown inside the pool's processes
         raise ValueError("--jobs > 1 trains each run in a process of its own: leave workers at 0 (data loading in that process)")
-    with ProcessPoolExecutor(min(jobs, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with threads_per_job(jobs), ProcessPoolExecutor(min(jobs, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(run_variant, configs))
+
+@contextmanager
+def threads_per_job(jobs:int):
+    "Give each of `jobs` spawned runs its share of this process's torch threads (OMP_NUM_THREADS, read when a child loads torch)."
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // jobs))   # 2 threads each on 2 cores ran slower than one run
+    try: yield
+    finally:
+        if before is None: os.environ.pop("OMP_NUM_THREADS")
+        else: os.environ["OMP_NUM_THREADS"] = before
 
 def run_protocol(out:Path, protocol:Protocol, overrides:dict=None, variants=tuple(VARIANTS), jobs:int=1) -> dict:
     "Every run of the protocol, warm starts first: {(split, seed): {'warm': history, variant: history, …}}."
     warm, rest = protocol_configs(out, protocol, overrides, variants)
     warm_histories, histories = iter(train_all(warm, jobs)), iter(train_all(rest, jobs))
     return {(split, seed): {**({"warm": next(warm_histories)} if warm else {}), **{name: next(histories) for name in variants}}
-            for split in protocol.splits for seed in protocol.seeds}
+            for split, seed in protocol_keys(protocol)}
 
 # %% ../nbs/09_benchmark.ipynb #6543f691
 def results_rows(runs:dict) -> list:
@@ -204,8 +222,10 @@ def protocol_markdown(protocol:Protocol) -> str:
     "The protocol as a short table: splits, seeds, the shared warm start and the variants' budget."
     p = protocol
     warm = f"{p.warm_epochs} × {p.warm_iters} steps, batch {p.warm_batch}, lr {p.warm_lr}" if p.warm_epochs else "none"
+    pool, seeds = f"{p.unlabeled:,}".replace(",", " "), ", ".join(map(str, p.seeds))
+    if p.larger_seeds and len(p.splits) > 1: seeds += f" (larger splits: the first {p.larger_seeds})"
     return ("| labelled scenes | seeds | supervised warm start | each variant after it |\n|---|---|---|---|\n"
-            f"| {', '.join(map(str, p.splits))} (of 3 000 unlabelled) | {', '.join(map(str, p.seeds))} | {warm} | "
+            f"| {', '.join(map(str, p.splits))} (of {pool} unlabelled) | {seeds} | {warm} | "
             f"{p.epochs} × {p.iters} steps, batch {p.batch} + {p.batch}, lr {p.lr} |")
 
 def write_results(rows:list, runs:dict, report:Path, protocol:Protocol, names:tuple=None):
@@ -394,7 +414,9 @@ def plot_selection_quality(scores:dict, curves:dict):
 # %% ../nbs/09_benchmark.ipynb #b93e314f
 DEMO = Protocol(splits=(60,), seeds=(0,), warm_epochs=4, epochs=2, iters=75)   # minutes: the README's command
 DEMO_VARIANTS = ("supervised", "unimatch", "threshold", "csl")                     # the TMP ablation (csl-no-tmp) is the bench's
-BENCH = Protocol()
+# `csl_nb bench`: the CPU regime candidate that misses the fewest criteria within 150 minutes on 2 CPU cores (see "The CPU
+# bench's protocol" below; chosen from its supervised and UniMatch runs before CSL ran on it)
+BENCH = Protocol(splits=(60, 240), seeds=(0, 1, 2, 3, 4), larger_seeds=3, classes="groups")
 # `csl_nb bench --device cuda`: the GPU regime candidate that came closest (no warm start, 16 passes; see "Longer budgets,
 # on a GPU" below), on two splits with five seeds. Chosen from its supervised and UniMatch runs; not yet run in full.
 BENCH_GPU = Protocol(splits=(30, 60), seeds=(0, 1, 2, 3, 4), classes="groups", unlabeled=1000, warm_epochs=0, epochs=16, iters=125,
