@@ -6,14 +6,14 @@
 __all__ = ['VARIANTS', 'INCIDENTAL', 'COLOURS', 'SELECTION_SETS', 'BENCH', 'DEMO', 'DEMO_VARIANTS', 'BENCH_GPU',
            'PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CANDIDATES', 'Protocol', 'protocol_keys',
            'protocol_with', 'protocol_data', 'warm_config', 'variant_config', 'run_variant', 'protocol_configs',
-           'train_all', 'threads_per_job', 'run_protocol', 'results_rows', 'paired_difference', 't_interval', 'verdict',
-           'results_markdown', 'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves',
-           'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'top_confidence', 'selection_scores',
-           'equal_coverage', 'precision_coverage', 'selection_quality', 'selection_quality_markdown',
-           'plot_selection_quality', 'save_figure', 'analysis_figures', 'trained_model', 'selection_quality_report',
-           'benchmark', 'demo', 'bench', 'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria',
-           'regime_protocols', 'train_plans', 'regime_runs', 'regime_figures', 'regime_check', 'regime_verdict',
-           'regime_markdown', 'plot_regime', 'read_history', 'logged_runs', 'regime', 'regime_report']
+           'train_all', 'threads_per_job', 'run_protocol', 'results_rows', 'paired_difference', 't_interval',
+           'interval_outcome', 'verdict', 'results_markdown', 'selection_trace', 'protocol_markdown', 'write_results',
+           'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'top_confidence',
+           'selection_scores', 'equal_coverage', 'precision_coverage', 'selection_quality',
+           'selection_quality_markdown', 'plot_selection_quality', 'save_figure', 'analysis_figures', 'trained_model',
+           'selection_quality_report', 'benchmark', 'demo', 'bench', 'protocol_runs', 'plot_protocol', 'protocol',
+           'RegimeCriteria', 'regime_protocols', 'train_plans', 'regime_runs', 'regime_figures', 'regime_check',
+           'regime_verdict', 'regime_markdown', 'plot_regime', 'read_history', 'logged_runs', 'regime', 'regime_report']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, statistics, textwrap
@@ -171,12 +171,16 @@ def t_interval(differences:list, level:float=0.95) -> tuple:
     half = t.ppf(0.5 + level / 2, n - 1) * statistics.stdev(differences) / n ** 0.5
     return mean, mean - half, mean + half
 
+def interval_outcome(low:float, high:float) -> str:
+    "wins / loses / ties: a 95 % interval above zero, below it, or around it."
+    return "wins" if low > 0 else "loses" if high < 0 else "ties"
+
 def verdict(differences:list, versus:str="threshold") -> str:
     "wins / ties / loses from the 95 % t-interval of paired differences: above zero, around it, below it; none for one seed."
     if not differences: return ""
     if len(differences) < 2: return f"{differences[0]:+.1f} points with one seed: no verdict"
     mean, low, high = t_interval(differences)
-    outcome = "wins" if low > 0 else "loses" if high < 0 else "ties"
+    outcome = interval_outcome(low, high)
     return f"{mean:+.1f} points, 95 % interval [{low:+.1f}, {high:+.1f}] over {len(differences)} seeds: CSL {outcome} against {versus}"
 
 def results_markdown(rows:list) -> str:
