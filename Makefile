@@ -2,19 +2,31 @@ SHELL := /bin/bash
 # The project's tasks. `make test` is the whole test suite (what CI runs).
 NBDEV_TEST_TIMEOUT ?= 2400
 
-.PHONY: test test-fast notebooks-then-full-size sync-check nbtest nbtest-fast pytest pytest-main pytest-fast pytest-full-size readme export docs site fresh-clone speed memory
+.PHONY: test test-fast test-long lane-notebooks lane-pytest sync-check nbtest nbtest-fast nbtest-long pytest pytest-fast pytest-long readme export docs site fresh-clone speed memory
 
-# The whole suite: sync check; then two lanes, one thread each on the two cores: the notebooks' tests (slow cells
-# included) followed by the full-size step of each paper config, beside the other pytest cases (the longer lane).
+# The suite (what CI runs): sync check; then two lanes, one thread each on the two cores, of about equal length: the
+# notebooks' tests (their `#| slow` cells included) followed by the test of the installed wheel, beside the other pytest
+# cases. The `long` tier (minutes on a CPU) is left to `make test-long`; `make test` runs the same code smaller.
+PACKAGING_TESTS = tests/test_wheel.py
+
 test: sync-check
-	$(MAKE) --no-print-directory -j2 --output-sync=target notebooks-then-full-size pytest-main
+	$(MAKE) --no-print-directory -j2 --output-sync=target lane-notebooks lane-pytest
 
-notebooks-then-full-size: nbtest
-	OMP_NUM_THREADS=1 python -m pytest -q -m full_size tests
+lane-notebooks: nbtest
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not long" --durations=5 $(PACKAGING_TESTS)
 
-# The edit loop: notebooks without their `#| slow` cells beside pytest without the slow and full-size cases.
+lane-pytest:
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not long" --durations=15 $(addprefix --ignore=,$(PACKAGING_TESTS)) tests
+
+# The edit loop: notebooks without their `#| slow` cells beside pytest without the slow cases.
 test-fast:
 	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest-fast pytest-fast
+
+# The long tier: the notebooks again, their `#| long` cells included (the full-size step, the 60-step trace), beside the
+# pytest cases marked `long` (each paper config's full-size step: the deep-stem ResNet-101 at the paper's crop, ~10 min on
+# 2 CPU cores). `make test` and `make test-long` together run every test.
+test-long: sync-check
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest-long pytest-long
 
 # Fails if cleaning, exporting or regenerating the README would change any file: notebooks, package and README in sync.
 sync-check:
@@ -32,17 +44,17 @@ nbtest:
 nbtest-fast:
 	OMP_NUM_THREADS=1 nbdev_test --n_workers 1 --timing
 
-pytest:
-	python -m pytest -q tests
+nbtest-long:
+	OMP_NUM_THREADS=1 timeout $(NBDEV_TEST_TIMEOUT) nbdev_test --flags "slow long" --n_workers 1 --timing
 
-pytest-main:
-	OMP_NUM_THREADS=1 python -m pytest -q -m "not full_size" tests
+pytest:
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not long" tests
 
 pytest-fast:
-	OMP_NUM_THREADS=1 python -m pytest -q -m "not slow and not full_size" tests
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not slow and not long" tests
 
-pytest-full-size:
-	python -m pytest -q -m full_size tests
+pytest-long:
+	OMP_NUM_THREADS=1 python -m pytest -q -m long tests
 
 readme:
 	python .ci/readme.py

@@ -13,6 +13,7 @@ seconds() { local start=$SECONDS; "$@" > "$work/$1.log" 2>&1 || { tail -30 "$wor
 install=$(seconds pip install -e .)
 demo=$(seconds csl_nb demo)
 dev=$(seconds pip install -e ".[dev]")
+fast=$(seconds make test-fast)
 tests=$(seconds make test)
 minutes() { printf "%d min %02d s" $(( $1 / 60 )) $(( $1 % 60 )); }
 cat > "$repo/nbs/results/fresh_clone.md" <<TABLE
@@ -24,6 +25,7 @@ $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 | \`pip install -e .\` | $(minutes $install) |
 | \`csl_nb demo\` | $(minutes $demo) |
 | \`pip install -e ".[dev]"\` (after the above) | $(minutes $dev) |
+| \`make test-fast\` | $(minutes $fast) |
 | \`make test\` | $(minutes $tests) |
 TABLE
 { echo; echo "pytest parts of \`make test\`: $(grep -E "^[0-9]+ (passed|failed)" "$work/make.log" | sed -E 's/ in ([0-9.]+)s.*/ in \1 s/' | paste -sd ';' -)"; } >> "$repo/nbs/results/fresh_clone.md" || true

@@ -118,7 +118,12 @@ def mobilenet_v2_imagenet() -> dict:
     if not (folder / name).is_file(): raise FileNotFoundError(f"{folder / name}: the package's copy of torchvision's {name} is missing; reinstall csl_nb")
     if not _checked(folder / name, MOBILENET_V2_SHA256):
         raise ValueError(f"{folder / name} is not torchvision's {name} (SHA-256 differs from {MOBILENET_V2_SHA256[:12]}…); delete it")
-    return weights.get_state_dict(progress=False, model_dir=str(folder), weights_only=True)
+    return dict(_read_state_dict(folder / name))   # a dict of its own; `load_state_dict` copies the tensors
+
+@functools.cache
+def _read_state_dict(path:Path) -> dict:
+    "A weights file's state dict, read once per process (a benchmark builds dozens of models from it)."
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 # %% ../nbs/06_model.ipynb #c0e1a008
 def dilate_mobilenet(features:nn.Sequential, output_stride:int):

@@ -141,8 +141,8 @@ def fixture_benchmark(dataset:str, root:Path, images:int=2, seed:int=0) -> dict:
     if dataset == "coco": pairs["unlabeled"] = read_split(shipped_split(dataset, split, "labeled"))[images:2 * images]
     for image, mask in (p for mode in MODES for p in pairs[mode]):
         (Path(root) / image).parent.mkdir(parents=True, exist_ok=True); (Path(root) / mask).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(Path(root) / image)
-        Image.fromarray(rng.integers(0, k, (height, width), dtype=np.uint8)).save(Path(root) / mask)
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(Path(root) / image, compress_level=0)   # noise does not compress:
+        Image.fromarray(rng.integers(0, k, (height, width), dtype=np.uint8)).save(Path(root) / mask, compress_level=0)       # don't try
     return pairs
 
 def unimatch_layout_weights(path:Path, seed:int=0) -> Path:
@@ -153,10 +153,10 @@ def unimatch_layout_weights(path:Path, seed:int=0) -> Path:
     torch.save(state, path); return Path(path)
 
 # %% ../nbs/91_speed.ipynb #a91f0003
-def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weights:Path=None, steps:int=1, amp:str="none") -> dict:
+def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weights:Path=None, steps:int=1, amp:str="none", overrides:dict=None) -> dict:
     "Training steps of a shipped paper config on a fixture folder (one batch, repeated): the first step's loss, gradient norm and seconds, the later steps' mean seconds, peak memory above the start."
     weights = weights or unimatch_layout_weights(Path(root) / "resnet101.pth")
-    cfg = load_config(config, dict(data_root=str(root), batch_size=batch_size, method=method, progress=False, backbone_weights=str(weights), amp=amp))
+    cfg = load_config(config, dict(data_root=str(root), batch_size=batch_size, method=method, progress=False, backbone_weights=str(weights), amp=amp, **(overrides or {})))
     pairs = fixture_benchmark(cfg.dataset, root, images=max(2, batch_size))
     views = "unimatch" if method == "unimatch" else "csl"
     datasets = {mode: SemiDataset(root, pairs[mode], mode, cfg.num_classes, cfg.augment, views=views) for mode in MODES}

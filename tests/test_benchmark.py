@@ -1,23 +1,23 @@
-"""The benchmark commands end to end: demo, evaluate and reproduce, as a user runs them, with what they write parsed."""
+"""The benchmark commands end to end: demo, evaluate and reproduce, with what they write parsed. The demo runs as a user
+runs it (a subprocess that restarts itself with pinned CPU kernels); the other commands run in this process (conftest.py)."""
 import csv, json, math, os, platform, subprocess
 import pytest
-
-pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
 
 PROTOCOL = ["splits=4", "seeds=0", "warm_epochs=1", "warm_iters=2", "warm_batch=2", "epochs=1", "iters=2", "batch=2"]
 TINY = PROTOCOL + ["progress=false", "embedded.unlabeled=8", "embedded.val=4"]
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(tmp_path_factory, shared_cache):
     folder = tmp_path_factory.mktemp("demo")
-    env = dict(os.environ, CSL_NB_CACHE=str(folder / "cache"))
-    done = subprocess.run(["csl_nb", "demo", "--out", str(folder / "out"), "--set", *TINY], capture_output=True, text=True, env=env)
-    return folder, env, done
+    env = dict(os.environ, CSL_NB_CACHE=str(shared_cache))
+    done = subprocess.run(["csl_nb", "demo", "--out", str(folder / "out"), "--jobs", "1", "--set", *TINY], capture_output=True, text=True, env=env)
+    return folder, done   # --jobs 1: the default's two spawned runs would start two more interpreters (--jobs: test_jobs_… below)
 
 
+@pytest.mark.slow   # the demo's own process
 def test_demo_writes_a_table_that_parses(demo_run):
-    folder, _, done = demo_run
+    folder, done = demo_run
     assert done.returncode == 0, done.stderr[-3000:]
     out = folder / "out"
     for name in ("results.md", "results.csv", "runs.json", "curves.png", "overlap.png", "selection.png", "qualitative.png", "provenance.json"):
@@ -37,23 +37,23 @@ def test_demo_writes_a_table_that_parses(demo_run):
         assert written["kernels_pinned"] and written["cpu_kernels"] == "AVX2", written
 
 
-def test_evaluate_prints_the_per_class_table(demo_run):
-    folder, env, _ = demo_run
+@pytest.mark.slow   # reads the demo's checkpoint
+def test_evaluate_prints_the_per_class_table(demo_run, cache, csl_nb):
+    folder, _ = demo_run
     checkpoint = folder / "out" / "split-4" / "seed-0" / "csl" / "last.pt"
-    done = subprocess.run(["csl_nb", "evaluate", "--checkpoint", str(checkpoint)], capture_output=True, text=True, env=env)
+    done = csl_nb("evaluate", "--checkpoint", checkpoint)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     from csl_nb.benchmark import DEMO
     from csl_nb.embedded import class_names
     assert len(lines) == len(class_names(DEMO.classes)) + 1 and lines[-1].split()[0] == "mIoU" and 0 <= float(lines[-1].split()[1]) <= 100   # a row per class, then mIoU
     (folder / "junk.pt").write_bytes(b"junk")
-    bad = subprocess.run(["csl_nb", "evaluate", "--checkpoint", str(folder / "junk.pt")], capture_output=True, text=True, env=env)
+    bad = csl_nb("evaluate", "--checkpoint", folder / "junk.pt")
     assert bad.returncode == 2 and "cannot read the checkpoint" in bad.stderr
 
 
-def test_reproduce_reports_missing_data_and_prints_commands(tmp_path):
-    done = subprocess.run(["csl_nb", "reproduce", "cityscapes", "--data-root", str(tmp_path / "cityscapes"), "--runs", str(tmp_path / "runs")],
-                          capture_output=True, text=True)
+def test_reproduce_reports_missing_data_and_prints_commands(tmp_path, csl_nb):
+    done = csl_nb("reproduce", "cityscapes", "--data-root", tmp_path / "cityscapes", "--runs", tmp_path / "runs")
     assert done.returncode == 0, done.stderr
     assert "does not exist" in done.stdout and "absent class counting 0" in done.stdout
     for method in ("csl", "unimatch", "supervised"):
@@ -62,10 +62,11 @@ def test_reproduce_reports_missing_data_and_prints_commands(tmp_path):
     assert done.stdout.count("| UniMatch | 76.6 | 77.9 | 79.2 | 79.5 |") == 1 and "| CSL | n/a | n/a | n/a | n/a |" in done.stdout
 
 
-def test_jobs_train_runs_side_by_side_to_the_same_histories(tmp_path, monkeypatch):
+@pytest.mark.slow   # spawned processes
+def test_jobs_train_runs_side_by_side_to_the_same_histories(tmp_path, monkeypatch, cache):
     "--jobs 2 trains each run in its own process; the histories are those of the same runs trained one after another."
     from csl_nb.benchmark import Protocol, run_protocol, train_all, warm_config
-    monkeypatch.setenv("CSL_NB_CACHE", str(tmp_path / "cache")); monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     import torch; threads = torch.get_num_threads(); torch.set_num_threads(1)   # the children's thread count: the same bits
     try:
         tiny = Protocol(splits=(4,), seeds=(0,), warm_epochs=1, warm_iters=2, warm_batch=2, epochs=1, iters=2, batch=2)
@@ -80,10 +81,9 @@ def test_jobs_train_runs_side_by_side_to_the_same_histories(tmp_path, monkeypatc
         train_all([warm_config(tmp_path / f"w{i}", 4, 0, tiny, {**config, "workers": 1}) for i in range(2)], jobs=2)
 
 
-def test_cuda_device_without_a_gpu_is_a_clear_error(tmp_path):
+def test_cuda_device_without_a_gpu_is_a_clear_error(tmp_path, cache, csl_nb):
     if __import__("torch").cuda.is_available(): pytest.skip("this machine has a GPU")
-    env = dict(os.environ, CSL_NB_CACHE=str(tmp_path / "cache"))
-    done = subprocess.run(["csl_nb", "demo", "--device", "cuda", "--out", str(tmp_path / "out"), "--set", *TINY], capture_output=True, text=True, env=env)
+    done = csl_nb("demo", "--device", "cuda", "--out", tmp_path / "out", "--set", *TINY)
     assert done.returncode == 2 and "torch sees no GPU" in done.stderr and "Traceback" not in done.stderr
-    bad = subprocess.run(["csl_nb", "regime", "--jobs", "0", "--out", str(tmp_path / "r")], capture_output=True, text=True, env=env)
+    bad = csl_nb("regime", "--jobs", "0", "--out", tmp_path / "r")
     assert bad.returncode == 2 and "--jobs must be at least 1" in bad.stderr

@@ -1,18 +1,12 @@
-"""End-to-end runs of the `csl_nb` command in a subprocess, and its answers to bad input."""
-import json, subprocess, sys
+"""The `csl_nb` command end to end — its `main` in this process (conftest.py; test_wheel.py runs the installed console
+script) — and its answers to bad input."""
+import json, sys
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
 
-import csl_nb
-
-pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
-
-
-def run(*args, cwd=None):
-    "Run the installed `csl_nb` command with ARGS, as a user would; return the completed process."
-    return subprocess.run(["csl_nb", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+import csl_nb as package
 
 
 @pytest.fixture
@@ -23,37 +17,37 @@ def probs_file(tmp_path):
     return path, probs
 
 
-def test_version():
-    done = run("--version")
-    assert done.returncode == 0 and done.stdout.strip() == f"csl_nb {csl_nb.__version__}"
+def test_version(csl_nb):
+    done = csl_nb("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"csl_nb {package.__version__}"
 
 
-def test_select_writes_weights_that_match_the_library(probs_file, tmp_path):
+def test_select_writes_weights_that_match_the_library(csl_nb, probs_file, tmp_path):
     path, probs = probs_file
     valid = torch.ones(3, 20, 28, dtype=torch.bool)
     valid[:, :, -5:] = False
     torch.save(valid, tmp_path / "valid.pt")
-    done = run("select", path, "--out", tmp_path / "out", "--valid", tmp_path / "valid.pt", "--image", 2)
+    done = csl_nb("select", path, "--out", tmp_path / "out", "--valid", tmp_path / "valid.pt", "--image", 2)
     assert done.returncode == 0, done.stderr
     weights = torch.load(tmp_path / "out" / "weights.pt")
-    torch.testing.assert_close(weights, csl_nb.csl_weights(probs, valid))
+    torch.testing.assert_close(weights, package.csl_weights(probs, valid))
     assert torch.equal(torch.load(tmp_path / "out" / "reliable.pt"), (weights == 1) & valid)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["images"] == 3 and summary["valid_pixels"] == int(valid.sum())
     assert (tmp_path / "out" / "selection.png").stat().st_size > 10_000
 
 
-def test_select_numpy_in_numpy_out(tmp_path):
+def test_select_numpy_in_numpy_out(csl_nb, tmp_path):
     probs = torch.softmax(torch.randn(1, 4, 10, 10, dtype=torch.float64), 1)
     np.save(tmp_path / "p.npy", probs.numpy())
-    done = run("select", tmp_path / "p.npy", "--out", tmp_path / "o", "--alpha", 2, "--confidence-scaling", "--scale", 0.5, "--dispersion", "exact")
+    done = csl_nb("select", tmp_path / "p.npy", "--out", tmp_path / "o", "--alpha", 2, "--confidence-scaling", "--scale", 0.5, "--dispersion", "exact")
     assert done.returncode == 0, done.stderr
-    expected = csl_nb.csl_weights(probs, torch.ones(1, 10, 10, dtype=torch.bool), alpha=2, confidence_scaling=True, scale=0.5, dispersion="exact")
+    expected = package.csl_weights(probs, torch.ones(1, 10, 10, dtype=torch.bool), alpha=2, confidence_scaling=True, scale=0.5, dispersion="exact")
     np.testing.assert_allclose(np.load(tmp_path / "o" / "weights.npy"), expected.numpy())
 
 
-def test_selector_demo_writes_tables_and_figure(tmp_path):
-    done = run("selector-demo", "--out", tmp_path / "demo")
+def test_selector_demo_writes_tables_and_figure(csl_nb, tmp_path):
+    done = csl_nb("selector-demo", "--out", tmp_path / "demo")
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "demo" / "overlap.md").read_text()
     assert "calibrated predictor" in report and "overconfident predictor" in report and "AUROC" in report
@@ -85,8 +79,8 @@ def saved(tmp_path, name, value):
     (lambda t: saved(t, "scalar.pt", torch.tensor(0.5)), "got a 0-d tensor"),
     (lambda t: t, "is a folder"),
 ])
-def test_select_rejects_bad_probabilities(tmp_path, make_input, message):
-    done = run("select", make_input(tmp_path), "--out", tmp_path / "out")
+def test_select_rejects_bad_probabilities(csl_nb, tmp_path, make_input, message):
+    done = csl_nb("select", make_input(tmp_path), "--out", tmp_path / "out")
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "weights.pt").exists()
@@ -96,32 +90,33 @@ def test_select_rejects_bad_probabilities(tmp_path, make_input, message):
     (torch.ones(3, 20, 27, dtype=torch.bool), "shape"),
     (torch.full((3, 20, 28), 2.0), "0/1"),
 ])
-def test_select_rejects_bad_valid_mask(probs_file, tmp_path, valid, message):
+def test_select_rejects_bad_valid_mask(csl_nb, probs_file, tmp_path, valid, message):
     path, _ = probs_file
-    done = run("select", path, "--out", tmp_path / "out", "--valid", saved(tmp_path, "valid.pt", valid))
+    done = csl_nb("select", path, "--out", tmp_path / "out", "--valid", saved(tmp_path, "valid.pt", valid))
     assert done.returncode == 2 and message in done.stderr
 
 
 @pytest.mark.parametrize("alpha", ["0", "-2", "nan", "inf"])
-def test_select_rejects_a_fall_off_that_is_not_positive(probs_file, tmp_path, alpha):
+def test_select_rejects_a_fall_off_that_is_not_positive(csl_nb, probs_file, tmp_path, alpha):
     path, _ = probs_file
-    done = run("select", path, "--out", tmp_path / "out", "--alpha", alpha)
+    done = csl_nb("select", path, "--out", tmp_path / "out", "--alpha", alpha)
     assert done.returncode == 2 and "alpha must be a finite number > 0" in done.stderr
     assert not (tmp_path / "out" / "weights.pt").exists()
 
 
-def test_speed_module_has_a_cli():
-    done = subprocess.run([sys.executable, "-m", "csl_nb.speed", "--help"], capture_output=True, text=True)
-    assert done.returncode == 0 and "selector" in done.stdout
+def test_speed_module_has_a_cli(capsys):
+    from csl_nb.speed import main
+    with pytest.raises(SystemExit) as stop: main(["--help"])
+    assert stop.value.code == 0 and "selector" in capsys.readouterr().out
 
 
-def test_every_printed_reproduce_command_loads_as_a_config(tmp_path):
+def test_every_printed_reproduce_command_loads_as_a_config(csl_nb, tmp_path):
     "The commands `csl_nb reproduce` prints, for all four tables, parse and load with typed values (no data needed)."
     from csl_nb.cli import build_parser, parse_overrides
     from csl_nb.config import load_config
     from csl_nb.reproduce import TABLES
     for table, spec in TABLES.items():
-        done = run("reproduce", table, "--data-root", tmp_path / "data", "--runs", tmp_path / "runs")
+        done = csl_nb("reproduce", table, "--data-root", tmp_path / "data", "--runs", tmp_path / "runs")
         assert done.returncode == 0, done.stderr
         assert done.stdout.count("does not exist") == 1 and "data_scripts/prepare_" in done.stdout   # said once, with the fix
         for launcher in ("torchrun ", "python "):

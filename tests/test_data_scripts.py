@@ -1,18 +1,33 @@
-"""The data preparation scripts, run on small fixture archives in the official layouts."""
-import io, json, subprocess, sys, tarfile, zipfile
+"""The data preparation scripts, run on small fixture archives in the official layouts: once as a program in a subprocess,
+otherwise executed as `__main__` in this process (runpy: the script's own code and arguments, no interpreter start-up)."""
+import io, json, runpy, subprocess, sys, tarfile, zipfile
 from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.io import savemat
 
-pytestmark = pytest.mark.slow   # subprocess runs of the CLI and the trainer: `make test-fast` skips them
+from conftest import Done
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
 
 
-def run_script(name, *args):
+def run_program(name, *args):
     return subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture
+def run_script(capsys, monkeypatch):
+    "`run_script(name, *args)`: data_scripts/NAME run as `python NAME ARGS` would run it, in this process → Done."
+    monkeypatch.syspath_prepend(str(SCRIPTS))   # the scripts import their sibling archive_tools
+    def run(name, *args) -> Done:
+        monkeypatch.setattr(sys, "argv", [str(SCRIPTS / name), *map(str, args)])
+        capsys.readouterr()
+        try: runpy.run_path(str(SCRIPTS / name), run_name="__main__"); code = 0
+        except SystemExit as stop: code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        out, err = capsys.readouterr()
+        return Done(code, out, err)
+    return run
 
 
 def png_bytes(array, fmt="PNG"):
@@ -46,7 +61,8 @@ def pascal_archives(tmp_path):
     return tmp_path / "VOCtrainval_11-May-2012.tar", tmp_path / "benchmark.tgz", voc_mask, sbd_mask
 
 
-def test_pascal_layout_and_sbd_conversion(pascal_archives, tmp_path):
+@pytest.mark.slow   # counts the 10 582-image lists' files
+def test_pascal_layout_and_sbd_conversion(run_script, pascal_archives, tmp_path):
     voc, sbd, voc_mask, sbd_mask = pascal_archives
     done = run_script("prepare_pascal.py", "--voc", voc, "--sbd", sbd, "--out", tmp_path / "pascal", "--skip-checksum")
     assert done.returncode == 0, done.stderr
@@ -61,7 +77,7 @@ def test_pascal_layout_and_sbd_conversion(pascal_archives, tmp_path):
     assert f"pascal 1464 labeled: {present} of {len(names)} files present" in done.stdout
 
 
-def test_pascal_checksum_and_missing_archive(pascal_archives, tmp_path):
+def test_pascal_checksum_and_missing_archive(run_script, pascal_archives, tmp_path):
     voc, sbd, *_ = pascal_archives
     done = run_script("prepare_pascal.py", "--voc", voc, "--sbd", sbd, "--out", tmp_path / "p")
     assert done.returncode == 2 and "md5" in done.stderr and "expected 6cd6e144f989b92b3379bac3b3de84fd" in done.stderr
@@ -69,20 +85,22 @@ def test_pascal_checksum_and_missing_archive(pascal_archives, tmp_path):
     assert done.returncode == 2 and "VOCtrainval_11-May-2012.tar not found" in done.stderr
 
 
-def test_pascal_strict_fails_on_missing_split_files(pascal_archives, tmp_path):
+@pytest.mark.slow   # counts the 10 582-image lists' files
+def test_pascal_strict_fails_on_missing_split_files(run_script, pascal_archives, tmp_path):
     voc, sbd, *_ = pascal_archives
     done = run_script("prepare_pascal.py", "--voc", voc, "--sbd", sbd, "--out", tmp_path / "p", "--skip-checksum", "--strict")
     assert done.returncode == 2 and "files named by the shipped splits are missing" in done.stderr
 
 
+@pytest.mark.slow   # a subprocess: the script as a program
 def test_truncated_archive_is_reported(pascal_archives, tmp_path):
     voc, sbd, *_ = pascal_archives
     truncated = tmp_path / "truncated.tgz"; truncated.write_bytes(sbd.read_bytes()[:200])
-    done = run_script("prepare_pascal.py", "--voc", voc, "--sbd", truncated, "--out", tmp_path / "p", "--skip-checksum")
+    done = run_program("prepare_pascal.py", "--voc", voc, "--sbd", truncated, "--out", tmp_path / "p", "--skip-checksum")
     assert done.returncode == 2 and "cannot read the archive" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_cityscapes_train_ids(tmp_path):
+def test_cityscapes_train_ids(run_script, tmp_path):
     frame = "aachen/aachen_000000_000019"
     ids = np.array([[7, 26, 0, 33], [24, 4, 11, 7]], np.uint8)  # road, car, unlabeled, bicycle / person, static, building, road
     images = write_zip(tmp_path / "leftImg8bit_trainvaltest.zip", {
@@ -99,7 +117,7 @@ def test_cityscapes_train_ids(tmp_path):
     assert "cityscapes val: 0 of 1000 files present" in done.stdout
 
 
-def test_cityscapes_corrupt_label_png_is_named(tmp_path):
+def test_cityscapes_corrupt_label_png_is_named(run_script, tmp_path):
     frame = "aachen/aachen_000000_000019"
     images = write_zip(tmp_path / "leftImg8bit_trainvaltest.zip", {f"leftImg8bit/train/{frame}_leftImg8bit.png": png_bytes(np.zeros((2, 4, 3), np.uint8))})
     labels = write_zip(tmp_path / "gtFine_trainvaltest.zip", {f"gtFine/train/{frame}_gtFine_labelIds.png": b"\x89PNG\r\n\x1a\n broken"})
@@ -109,7 +127,7 @@ def test_cityscapes_corrupt_label_png_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("member", ["../escaped.png", "/etc/escaped.png", "leftImg8bit/train/../../../escaped.png"])
-def test_archive_paths_outside_the_output_are_refused(tmp_path, member):
+def test_archive_paths_outside_the_output_are_refused(run_script, tmp_path, member):
     images = write_zip(tmp_path / "leftImg8bit_trainvaltest.zip", {member: png_bytes(np.zeros((2, 4, 3), np.uint8))})
     labels = write_zip(tmp_path / "gtFine_trainvaltest.zip", {})
     out = tmp_path / "deep" / "cs"
@@ -118,7 +136,7 @@ def test_archive_paths_outside_the_output_are_refused(tmp_path, member):
     assert not list(tmp_path.rglob("escaped.png"))
 
 
-def test_coco_masks(tmp_path):
+def test_coco_masks(run_script, tmp_path):
     image = {"id": 9, "file_name": "000000000009.jpg", "height": 10, "width": 12}
     polygon = {"id": 1, "image_id": 9, "category_id": 3, "iscrowd": 0, "area": 16.0, "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]]}
     crowd_rle = {"counts": [0, 10, 110], "size": [10, 12]}  # column-major: the first column is crowd
@@ -138,7 +156,7 @@ def test_coco_masks(tmp_path):
     assert not (tmp_path / "coco" / "masks" / "000000000139.png").exists()  # no annotation, no mask
 
 
-def test_fashion_subset_from_idx_files(tmp_path):
+def test_fashion_subset_from_idx_files(run_script, tmp_path):
     import gzip
     def idx(array):
         header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)

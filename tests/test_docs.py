@@ -8,6 +8,7 @@ sys.path.insert(0, str(ROOT / ".ci"))
 import docs_site  # noqa: E402
 
 
+@pytest.mark.slow   # builds the site
 def test_site_pages_embed_figures_and_link_chapters(tmp_path):
     notebooks = [ROOT / "nbs" / "00_confidence_overlap.ipynb", ROOT / "nbs" / "02_residual_dispersion.ipynb"]
     entries = docs_site.build(notebooks, tmp_path)
@@ -76,6 +77,7 @@ def chromium():
     return found
 
 
+@pytest.mark.slow   # a browser
 def test_a_chapter_renders_its_formula_and_figures_offline_in_chromium(tmp_path):
     "Headless Chromium, no network: the residual-dispersion chapter's formula is laid out as a fraction and every figure decodes."
     browser = chromium()
