@@ -54,7 +54,7 @@ def test_two_ddp_processes_agree_and_count_each_val_image_once(tmp_path, env):
 
 
 @pytest.mark.slow   # a process killed mid-run
-def test_killed_run_resumes_to_the_same_result(tmp_path, env, csl_nb):
+def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch, env, csl_nb):
     "A run killed (SIGKILL) after its first epoch's checkpoint, resumed, ends where a straight run ends, bit for bit."
     cfg = config(tmp_path, epochs=2)
     run = tmp_path / "killed"
@@ -65,11 +65,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, env, csl_nb):
     process.send_signal(signal.SIGKILL); process.wait()
     assert (run / "last.pt").exists(), "the run ended before it could be killed"
     epochs_before = checkpoint(run)["epoch"]
-    threads = torch.get_num_threads(); torch.set_num_threads(1)   # the killed process's thread count: the same bits
-    try:   # the straight run and the resumed one in this process: what is checked is the files the killed process left
-        straight = csl_nb("train", "--config", cfg, "--out", tmp_path / "straight")
-        resumed = csl_nb("train", "--config", cfg, "--out", run, "--resume")
-    finally: torch.set_num_threads(threads)
+    # The straight run and the resumed one in this process (what is checked is the files the killed process left), with the
+    # killed process's thread count: `main` sets the threads from OMP_NUM_THREADS, and the thread count changes the bits.
+    monkeypatch.setenv("OMP_NUM_THREADS", env["OMP_NUM_THREADS"])
+    straight = csl_nb("train", "--config", cfg, "--out", tmp_path / "straight")
+    resumed = csl_nb("train", "--config", cfg, "--out", run, "--resume")
     assert straight.returncode == 0, straight.stderr[-2000:]
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = checkpoint(tmp_path / "straight"), checkpoint(run)
