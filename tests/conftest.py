@@ -29,16 +29,21 @@ def cache(shared_cache, monkeypatch):
     return shared_cache
 
 
+def run_captured(capsys, program) -> Done:
+    "Call `program()` as a command line runs it: its exit status (SystemExit's code, else 0) and what it printed."
+    capsys.readouterr()   # what the test printed before is not the program's
+    try: program(); code = 0
+    except SystemExit as stop: code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    out, err = capsys.readouterr()
+    return Done(code, out, err)
+
+
 @pytest.fixture
 def csl_nb(capsys):
     "`csl_nb(*args)`: the `csl_nb` command's `main(args)` in this process → Done(returncode, stdout, stderr)."
     from csl_nb.cli import main
     def run(*args) -> Done:
-        capsys.readouterr()   # what the test printed before is not the command's
         threads = torch.get_num_threads()
-        try: main([str(a) for a in args]); code = 0
-        except SystemExit as stop: code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        try: return run_captured(capsys, lambda: main([str(a) for a in args]))
         finally: torch.set_num_threads(threads)   # main() sets the threads of the process it runs in
-        out, err = capsys.readouterr()
-        return Done(code, out, err)
     return run

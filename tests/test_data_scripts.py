@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from conftest import Done
+from conftest import Done, run_captured
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
 
@@ -22,11 +22,7 @@ def run_script(capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(SCRIPTS))   # the scripts import their sibling archive_tools
     def run(name, *args) -> Done:
         monkeypatch.setattr(sys, "argv", [str(SCRIPTS / name), *map(str, args)])
-        capsys.readouterr()
-        try: runpy.run_path(str(SCRIPTS / name), run_name="__main__"); code = 0
-        except SystemExit as stop: code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
-        out, err = capsys.readouterr()
-        return Done(code, out, err)
+        return run_captured(capsys, lambda: runpy.run_path(str(SCRIPTS / name), run_name="__main__"))
     return run
 
 

@@ -7,7 +7,7 @@ At the full crops the steps take minutes on 2 CPU cores: they form the `long` ti
 crop (`test_the_same_steps_at_a_small_crop`).
 
 Each full-size step runs in a process of its own, so that one config's memory is returned before the next starts."""
-import json, subprocess, sys
+import json, math, subprocess, sys
 import pytest
 
 from csl_nb.speed import paper_step
@@ -26,7 +26,7 @@ def run_step(tmp_path, config, batch, method):
 
 def finite_step(step) -> bool:
     values = [step["loss"], step["grad_norm"], *step["terms"].values()]
-    return step["loss"] > 0 and step["grad_norm"] > 0 and all(v == v and abs(v) != float("inf") for v in values)
+    return step["loss"] > 0 and step["grad_norm"] > 0 and all(map(math.isfinite, values))
 
 
 @pytest.mark.long

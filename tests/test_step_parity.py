@@ -121,14 +121,6 @@ def reference_unimatch_loss(model, x, y, u, mix, conf_thresh):
 
 
 # ---------- the comparison ----------
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    import os
-    folder = tmp_path_factory.mktemp("cache")
-    os.environ["CSL_NB_CACHE"] = str(folder)
-    return folder
-
-
 def first_batch(cfg):
     loaders = epoch_loaders(build_datasets(cfg), cfg, 0, 1, 0)
     torch.manual_seed(0)
