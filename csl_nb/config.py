@@ -8,7 +8,7 @@ __all__ = ['METHODS', 'MIXINGS', 'TRUE_WORDS', 'FALSE_WORDS', 'CONFIGS', 'TrainC
 
 # %% ../nbs/07a_config.ipynb #a7c0f004
 import json, math, re
-from dataclasses import dataclass, field, fields, asdict, is_dataclass, MISSING
+from dataclasses import dataclass, field, fields, asdict, is_dataclass, replace, MISSING
 from pathlib import Path
 import yaml
 from .selector import check_positive
@@ -109,8 +109,8 @@ def _coerce_tuple(key, value, default):
 def _default(f):
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
-def config_from_dict(cls, values:dict, where:str, prefix:str=""):
-    "A (nested) config dataclass from a dict, every value checked and converted to its field's type."
+def config_from_dict(cls, values:dict, where:str, prefix:str="", base=None):
+    "A (nested) config dataclass from a dict, every value checked and converted to its field's type; unset fields from `base` (else the class defaults)."
     valid = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(valid))
     if unknown: raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]} in {where}; valid keys: {sorted(valid)}")
@@ -120,11 +120,11 @@ def config_from_dict(cls, values:dict, where:str, prefix:str=""):
         if is_dataclass(default):
             if not isinstance(value, dict) and value is not None:
                 raise ValueError(f"config key {key} in {where}: expected a section (set its keys, e.g. {key}.{fields(default)[0].name}), got {value!r}")
-            out[name] = config_from_dict(type(default), value or {}, where, key + ".")
+            out[name] = config_from_dict(type(default), value or {}, where, key + ".", base=default)
         else:
             try: out[name] = coerce_value(key, value, default, optional=default is None)
             except ValueError as error: raise ValueError(f"{error} (in {where})") from None
-    return cls(**out)
+    return replace(base, **out) if base is not None else cls(**out)
 
 # %% ../nbs/07a_config.ipynb #b8267eac
 def _finite(x): return isinstance(x, (int, float)) and math.isfinite(x)
