@@ -20,7 +20,7 @@ from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
 from .model import deep_stem_resnet101
 from .config import load_config
 from .cli import PINNED_KERNELS
-from .train import build_datasets, epoch_loaders, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
+from .train import build_datasets, epoch_loaders, first_batch, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
 
 # %% ../nbs/91_speed.ipynb #f6d7a4c6
 PAPER_SHAPES = {"pascal": (8, 21, 321, 321), "cityscapes": (2, 19, 801, 801)}
@@ -161,7 +161,7 @@ def paper_step(config:str, root:Path, batch_size:int=1, method:str="csl", weight
     views = "unimatch" if method == "unimatch" else "csl"
     datasets = {mode: SemiDataset(root, pairs[mode], mode, cfg.num_classes, cfg.augment, views=views) for mode in MODES}
     check_batches(datasets, cfg, 1)
-    labeled, unlabeled, mixing = next(iter(zip(*(epoch_loaders(datasets, cfg, 0, 1, 0)[k] for k in ("labeled", "unlabeled", "mixing")))))
+    labeled, unlabeled, mixing = first_batch(datasets, cfg)
     device = pick_device(cfg.device)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model, optimizer, scaler = build_training(cfg, device, 1)

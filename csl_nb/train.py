@@ -11,7 +11,7 @@ __all__ = ['DIAGNOSTIC_TAUS', 'TEMPORARY', 'RESUMABLE_CHANGES', 'pick_device', '
            'CheckpointError', 'save_atomic', 'remove_stale_temporaries', 'read_checkpoint', 'model_identity',
            'load_checkpoint', 'load_weights', 'config_differences', 'check_resumable', 'rng_state', 'set_rng_state',
            'TrainingDiverged', 'batch_groups', 'optimizer_steps', 'run_folder', 'train_epoch', 'model_from_config',
-           'build_training', 'prepare_data', 'train', 'write_log', 'step_trace', 'plot_step_trace']
+           'build_training', 'prepare_data', 'train', 'write_log', 'step_trace', 'plot_step_trace', 'first_batch']
 
 # %% ../nbs/08_train.ipynb #3e432dc9
 import json, os, random, re, resource, time
@@ -551,3 +551,9 @@ def plot_step_trace(trace:list, title:str=""):
     if title: fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/08_train.ipynb #b0b0e0015
+def first_batch(datasets:dict, cfg:TrainConfig) -> tuple:
+    "The (labelled, unlabelled, mixing) batch a one-process run of `cfg` trains on first (epoch 0)."
+    loaders = epoch_loaders(datasets, cfg, 0, 1, 0)
+    return next(iter(zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"])))

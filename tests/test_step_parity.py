@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from csl_nb.config import load_config
-from csl_nb.train import build_datasets, epoch_loaders, model_from_config, train_step
+from csl_nb.train import build_datasets, first_batch, model_from_config, train_step
 
 TINY = dict(dataset="embedded", model="deeplabv3plus-resnet18-light", pretrained=False, epochs=1, batch_size=3, iters_per_epoch=1,
             lr=0.01, progress=False, embedded=dict(labeled=4, unlabeled=8, val=4), augment=dict(crop=64, tmp_block=8))
@@ -121,10 +121,10 @@ def reference_unimatch_loss(model, x, y, u, mix, conf_thresh):
 
 
 # ---------- the comparison ----------
-def first_batch(cfg):
-    loaders = epoch_loaders(build_datasets(cfg), cfg, 0, 1, 0)
+def seeded_first_batch(cfg):
+    datasets = build_datasets(cfg)
     torch.manual_seed(0)
-    return next(iter(zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"])))
+    return first_batch(datasets, cfg)
 
 
 def tiny_config(tmp_path, **changes):
@@ -163,7 +163,7 @@ def assert_same_step(ours, theirs):
 
 def test_csl_step_matches_the_reference_transcription(tmp_path, cache):
     cfg = tiny_config(tmp_path, method="csl")
-    batch = first_batch(cfg)
+    batch = seeded_first_batch(cfg)
     torch.manual_seed(0)
     model = model_from_config(cfg)
     ours, reference = copy.deepcopy(model), copy.deepcopy(model)
@@ -177,7 +177,7 @@ def test_csl_step_matches_the_reference_transcription(tmp_path, cache):
 @pytest.mark.parametrize("partial", [False, True], ids=["conf_thresh-0", "conf_thresh-median"])
 def test_unimatch_step_matches_its_reference_transcription(tmp_path, cache, partial):
     cfg = tiny_config(tmp_path, method="unimatch", conf_thresh=0.0)
-    batch = first_batch(cfg)
+    batch = seeded_first_batch(cfg)
     torch.manual_seed(0)
     model = model_from_config(cfg)
     if partial:   # a threshold that keeps about half of the weak view's pixels, so that the 1[c ≥ τ] gate is exercised
@@ -195,7 +195,7 @@ def test_unimatch_step_matches_its_reference_transcription(tmp_path, cache, part
 def test_the_parity_check_can_fail(tmp_path, cache):
     "One changed detail on the reference side — CSL's α = 2 (the later CoVar copy) instead of 8 — is caught."
     cfg = tiny_config(tmp_path, method="csl")
-    batch = first_batch(cfg)
+    batch = seeded_first_batch(cfg)
     torch.manual_seed(0)
     model = model_from_config(cfg)
     loss, grads, _ = package_side(copy.deepcopy(model), batch, cfg)
