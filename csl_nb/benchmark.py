@@ -568,8 +568,9 @@ REGIME_CANDIDATES = {
                                                                                       unlabeled=1000, warm_epochs=0, epochs=4, iters=125,
                                                                                       batch=8, lr=0.01),
     # added after the GPU candidates too: the last lever, the scene against the output stride. Half the canvas at stride 8 keeps
-    # the encoder's 4×4 map and the items' size in its cells, and costs 0.70 s per UniMatch step at 8 + 8 against 1.07 s here
-    # (2 threads): the first is the row above with only the scene changed, the second spends the saving on twice the passes
+    # the encoder's 4×4 map and the items' size in its cells, and cost 0.70 s per UniMatch step at 8 + 8 against 1.07 s (2 threads,
+    # `csl_nb train` for 40 steps, before choosing): the first is the row above with only the scene changed, the second spends
+    # the saving on twice the passes
     "groups, 32-pixel scenes at stride 8, 30 labelled, 1 000 unlabelled, no warm start, 4 passes at 8 + 8": Protocol(
         splits=(30,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0, epochs=4, iters=125, batch=8, lr=0.01, scene=32, output_stride=8),
     "groups, 32-pixel scenes at stride 8, 30 labelled, 1 000 unlabelled, no warm start, 8 passes at 8 + 8": Protocol(
