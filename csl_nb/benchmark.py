@@ -28,7 +28,7 @@ from .dispersion import csl_select, plot_selection
 from .trusted_mask import hide_reliable, block_mask
 from .embedded import CLASS_NAMES, class_names
 from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, embedded_datasets
-from .config import TrainConfig, load_config, config_dict
+from .config import TrainConfig, load_config, config_dict, coerce_value
 from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options, config_differences
 
 # %% ../nbs/09_benchmark.ipynb #0163162a
@@ -66,9 +66,8 @@ def protocol_with(protocol:Protocol, overrides:dict) -> tuple:
     mine = {k: v for k, v in overrides.items() if k in own}
     for key, value in mine.items():
         default = getattr(protocol, key)
-        if isinstance(default, str): mine[key] = str(value)
-        elif isinstance(default, tuple): mine[key] = tuple(int(v) for v in (value.split(",") if isinstance(value, str) else value))
-        else: mine[key] = type(default)(value)
+        if isinstance(default, tuple): mine[key] = tuple(int(v) for v in (value.split(",") if isinstance(value, str) else value))
+        else: mine[key] = coerce_value(key, value, default)   # a config value's conversion and error ("false" is False)
     return replace(protocol, **mine), {k: v for k, v in overrides.items() if k not in own}
 
 # %% ../nbs/09_benchmark.ipynb #0163162b
