@@ -431,8 +431,8 @@ def plot_selection_quality(scores:dict, curves:dict):
 # no warm start, four passes over 1 000 unlabelled scenes at 8 + 8, on its split (30) and four times it
 BENCH = Protocol(splits=(30, 120), seeds=(0, 1, 2, 3, 4), larger_seeds=3, classes="groups", unlabeled=1000, warm_epochs=0, epochs=4,
                  iters=125, batch=8, lr=0.01, scene=32, output_stride=8, channels_last=True)
-# `csl_nb demo`, the README's command: the bench's smallest split and first seed, 180 steps per variant (1.4 passes)
-DEMO = replace(BENCH, splits=(30,), seeds=(0,), larger_seeds=0, epochs=2, iters=90)
+# `csl_nb demo`, the README's command: the bench's smallest split and first seed, 150 steps per variant (1.2 passes)
+DEMO = replace(BENCH, splits=(30,), seeds=(0,), larger_seeds=0, epochs=2, iters=75)
 DEMO_VARIANTS = ("supervised", "unimatch", "threshold", "csl")   # the TMP ablation (csl-no-tmp) is the bench's
 # `csl_nb bench --device cuda`: the GPU regime candidate that came closest (no warm start, 16 passes; see "Longer budgets,
 # on a GPU" below), on two splits with five seeds. Chosen from its supervised and UniMatch runs; not yet run in full.
