@@ -12,6 +12,7 @@ export CSL_NB_CACHE="$work/cache"
 seconds() { local start=$SECONDS; "$@" > "$work/$1.log" 2>&1 || { tail -30 "$work/$1.log"; exit 1; }; echo $(( SECONDS - start )); }
 install=$(seconds pip install -e .)
 demo=$(seconds csl_nb demo)
+same=$(cmp -s runs/demo/results.md nbs/results/demo/results.md && echo "is identical to" || echo "differs from")
 dev=$(seconds pip install -e ".[dev]")
 fast=$(seconds make test-fast)
 tests=$(seconds make test)
@@ -28,5 +29,6 @@ $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 | \`make test-fast\` | $(minutes $fast) |
 | \`make test\` | $(minutes $tests) |
 TABLE
+{ echo; echo "The demo's \`runs/demo/results.md\` $same the committed \`nbs/results/demo/results.md\`."; } >> "$repo/nbs/results/fresh_clone.md"
 { echo; echo "pytest parts of \`make test\`: $(grep -E "^[0-9]+ (passed|failed)" "$work/make.log" | sed -E 's/ in ([0-9.]+)s.*/ in \1 s/' | paste -sd ';' -)"; } >> "$repo/nbs/results/fresh_clone.md" || true
 cat "$repo/nbs/results/fresh_clone.md"
