@@ -20,7 +20,7 @@ from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
 from .model import deep_stem_resnet101
 from .config import load_config
 from .cli import PINNED_KERNELS
-from .train import build_datasets, epoch_loaders, first_batch, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
+from .train import build_datasets, epoch_loaders, training_batches, first_batch, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
 
 # %% ../nbs/91_speed.ipynb #f6d7a4c6
 PAPER_SHAPES = {"pascal": (8, 21, 321, 321), "cityscapes": (2, 19, 801, 801)}
@@ -88,8 +88,7 @@ STEP_SETTINGS = ("threads", "compile_model")   # variant keys that set up the pr
 
 def timed_steps(model, optimizer, cfg, device, steps:int, warmup:int) -> tuple:
     "Seconds of the warm-up steps, of the timed steps, and the selector's seconds within the timed ones."
-    loaders = epoch_loaders(build_datasets(cfg), cfg, 0, 1, 0)
-    batches = zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"])
+    batches = training_batches(epoch_loaders(build_datasets(cfg), cfg, 0, 1, 0))
     timer, seconds = {"selector": 0.0}, [0.0, 0.0]
     for i, (labeled, unlabeled, mixing) in zip(range(warmup + steps), batches):
         if i == warmup: timer["selector"] = 0.0

@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['DIAGNOSTIC_TAUS', 'TEMPORARY', 'RESUMABLE_CHANGES', 'pick_device', 'setup_processes', 'use_all_cores', 'distributed',
            'sync_buffers', 'all_sum', 'weight_spread', 'Repeated', 'make_loader', 'build_datasets', 'val_batch_size',
-           'epoch_loaders', 'check_crop', 'check_batches', 'unlabeled_loss', 'ohem_loss', 'labeled_loss',
-           'selector_options', 'select_pseudo_labels', 'PseudoLabelStats', 'paste', 'frozen_batchnorm_statistics',
-           'timed', 'memory_format', 'full_precision', 'train_step', 'csl_step', 'unimatch_step', 'poly_lr',
-           'CheckpointError', 'save_atomic', 'remove_stale_temporaries', 'read_checkpoint', 'model_identity',
-           'load_checkpoint', 'load_weights', 'config_differences', 'check_resumable', 'rng_state', 'set_rng_state',
-           'TrainingDiverged', 'batch_groups', 'optimizer_steps', 'run_folder', 'train_epoch', 'model_from_config',
-           'build_training', 'prepare_data', 'train', 'write_log', 'step_trace', 'plot_step_trace', 'first_batch']
+           'epoch_loaders', 'training_batches', 'check_crop', 'check_batches', 'unlabeled_loss', 'ohem_loss',
+           'labeled_loss', 'selector_options', 'select_pseudo_labels', 'PseudoLabelStats', 'paste',
+           'frozen_batchnorm_statistics', 'timed', 'memory_format', 'full_precision', 'train_step', 'csl_step',
+           'unimatch_step', 'poly_lr', 'CheckpointError', 'save_atomic', 'remove_stale_temporaries', 'read_checkpoint',
+           'model_identity', 'load_checkpoint', 'load_weights', 'config_differences', 'check_resumable', 'rng_state',
+           'set_rng_state', 'TrainingDiverged', 'batch_groups', 'optimizer_steps', 'run_folder', 'train_epoch',
+           'model_from_config', 'build_training', 'prepare_data', 'train', 'write_log', 'step_trace', 'plot_step_trace',
+           'first_batch']
 
 # %% ../nbs/08_train.ipynb #3e432dc9
 import json, os, random, re, resource, time
@@ -112,6 +113,10 @@ def epoch_loaders(datasets:dict, cfg:TrainConfig, epoch:int, world:int, rank:int
     else: loaders.update(unlabeled=loaders["labeled"], mixing=loaders["labeled"])
     loaders["val"] = make_loader(datasets["val"], cfg, world, rank, seed, shuffle=False, batch_size=val_batch_size(cfg))
     return loaders
+
+def training_batches(loaders:dict):
+    "An epoch's (labelled, unlabelled, mixing) batches, one triple per training step."
+    return zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"])
 
 # %% ../nbs/08_train.ipynb #8400b477
 def check_crop(datasets:dict, cfg:TrainConfig):
@@ -416,7 +421,7 @@ def train_epoch(model, optimizer, loaders:dict, cfg:TrainConfig, epoch:int, stat
     "One epoch of steps; returns the epoch's mean losses, diagnostics and timings."
     model.train()
     stats, totals, timer = PseudoLabelStats(cfg.num_classes, device, None if cfg.dataset == "cityscapes" else 0), {}, {"selector": 0.0}
-    batches = batch_groups(zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"]), cfg.accumulation)
+    batches = batch_groups(training_batches(loaders), cfg.accumulation)
     steps = optimizer_steps(len(loaders["unlabeled"]), cfg)
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (main and cfg.progress), leave=False)
     started, lr = time.perf_counter(), None
@@ -522,8 +527,7 @@ def step_trace(cfg:TrainConfig, steps:int) -> list:
     model, optimizer, _ = build_training(cfg, device, 1)
     trace, epoch = [], 0
     while len(trace) < steps:
-        loaders = epoch_loaders(datasets, cfg, epoch, 1, 0)
-        for labeled, unlabeled, mixing in zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"]):
+        for labeled, unlabeled, mixing in training_batches(epoch_loaders(datasets, cfg, epoch, 1, 0)):
             if len(trace) == steps: break
             poly_lr(optimizer, cfg.lr, cfg.lr_multi, len(trace), steps)
             model.train()
@@ -555,5 +559,4 @@ def plot_step_trace(trace:list, title:str=""):
 # %% ../nbs/08_train.ipynb #b0b0e0015
 def first_batch(datasets:dict, cfg:TrainConfig) -> tuple:
     "The (labelled, unlabelled, mixing) batch a one-process run of `cfg` trains on first (epoch 0)."
-    loaders = epoch_loaders(datasets, cfg, 0, 1, 0)
-    return next(iter(zip(loaders["labeled"], loaders["unlabeled"], loaders["mixing"])))
+    return next(iter(training_batches(epoch_loaders(datasets, cfg, 0, 1, 0))))
