@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # The project's tasks. `make test` is the whole test suite (what CI runs).
 NBDEV_TEST_TIMEOUT ?= 2400
 
-.PHONY: test test-fast test-long lane-notebooks lane-pytest sync-check nbtest nbtest-fast nbtest-long pytest pytest-fast pytest-long readme export docs site fresh-clone speed memory
+.PHONY: test test-fast test-long lane-notebooks lane-pytest sync-check nbtest nbtest-fast nbtest-long pytest pytest-fast pytest-long readme export docs site fresh-clone speed memory fingerprint
 
 # The suite (what CI runs): the sync check (seconds) beside two lanes, one thread each on the two cores, of about equal length: the
 # notebooks' tests (their `#| slow` cells included) followed by the test of the installed wheel, beside the other pytest
@@ -83,3 +83,8 @@ speed:
 # One full-size step of each paper config at its per-GPU batch, its peak memory read by `csl_nb reproduce`.
 memory:
 	python -m csl_nb.speed memory --out csl_nb/assets/measured
+
+# The fingerprint of the machine that computes the committed results, under the benchmark commands' pinned kernels: the
+# reference `csl_nb demo`, `bench` and `regime` compare a user's CPU with before training.
+fingerprint:
+	python -m csl_nb.speed kernels --fingerprint

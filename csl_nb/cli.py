@@ -6,9 +6,9 @@
 __all__ = ['TENSOR_SUFFIXES', 'PINNED_KERNELS', 'PINNED_THREADS', 'PINNED_COMMANDS', 'BENCHMARK_JOBS', 'COMMANDS', 'load_tensor',
            'save_like', 'load_selection_inputs', 'selection_summary', 'selection_options', 'run_select',
            'overview_figure', 'run_selector_demo', 'parse_overrides', 'run_train', 'kernels_pinned', 'pin_cpu_kernels',
-           'provenance', 'write_provenance', 'device_overrides', 'run_benchmark', 'add_select', 'add_selector_demo',
-           'add_benchmark', 'add_device_flags', 'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train',
-           'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime', 'main']
+           'provenance', 'write_provenance', 'announce_fingerprint', 'device_overrides', 'run_benchmark', 'add_select',
+           'add_selector_demo', 'add_benchmark', 'add_device_flags', 'add_kernels_flag', 'add_protocol', 'add_regime',
+           'add_train', 'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
 import argparse, json, os, platform, subprocess, sys
@@ -23,6 +23,7 @@ from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selecti
 from .config import load_config, METHODS
 from .train import train, use_all_cores, TrainingDiverged
 from .benchmark import demo, bench, protocol, regime, protocol_with, DEMO, BENCH, BENCH_GPU, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES
+from .fingerprint import fingerprint_check, cpu_name
 from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
 
 # %% ../nbs/90_cli.ipynb #50eb5ac6
@@ -144,35 +145,45 @@ def run_train(args) -> dict:
     record = train(load_config(args.config, overrides), resume=args.resume)
     return dict(epoch=record["epoch"], miou=record["val"]["miou"], losses=record["losses"])
 
-PINNED_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+# MKL_CBWR=COMPATIBLE: MKL's one code path documented to compute the same bits on Intel and non-Intel CPUs (its AVX2
+# branch holds across Intel CPUs only); see the fingerprint chapter
+PINNED_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "MKL_CBWR": "COMPATIBLE"}
 PINNED_THREADS = "2"   # the committed results' thread count: a reduction split over other thread counts rounds differently
 PINNED_COMMANDS = ("demo", "bench", "regime", "protocol")
 
 def kernels_pinned() -> bool:
-    "Whether this process started with torch's CPU kernels limited to AVX2."
+    "Whether this process started with torch's CPU kernels limited to AVX2 and MKL on its cross-vendor branch."
     return all(os.environ.get(key) == value for key, value in PINNED_KERNELS.items())
 
-def pin_cpu_kernels(argv:list):
-    "Restart this command with the kernels limited to AVX2 and 2 threads unless OMP_NUM_THREADS says otherwise (read when torch loads)."
+def pin_cpu_kernels(argv:list, module:str="csl_nb.cli"):
+    "Restart `python -m module argv` with the pinned kernels and 2 threads unless OMP_NUM_THREADS says otherwise (read when torch loads)."
     if platform.machine().lower() not in ("x86_64", "amd64") or kernels_pinned(): return
     sys.stdout.flush(); sys.stderr.flush()
     threads = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", PINNED_THREADS)}
-    os.execve(sys.executable, [sys.executable, "-m", "csl_nb.cli", *map(str, argv)], {**os.environ, **PINNED_KERNELS, **threads})
+    os.execve(sys.executable, [sys.executable, "-m", module, *map(str, argv)], {**os.environ, **PINNED_KERNELS, **threads})
 
-def provenance(argv:list) -> dict:
-    "What wrote a report: commit (if run from a git checkout) and whether the package differs from it, versions, CPU kernels, the arguments."
+def provenance(argv:list, fingerprint:dict=None) -> dict:
+    """What wrote a report: commit (if run from a git checkout) and whether the package differs from it, versions, CPU kernels, the
+    arguments, and how this CPU's fingerprint compared with the committed results' machine (None: not checked, e.g. on a GPU)."""
     here = Path(__file__).resolve().parent
     git = lambda *args: subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
     try: commit, changed = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no", "--", ".")   # the package's own files
     except (OSError, subprocess.SubprocessError): commit, changed = "", ""
     return dict(command=["csl_nb", *map(str, argv)], commit=commit or "not a git checkout", uncommitted_changes=bool(changed), csl_nb=csl_nb.__version__,
                 torch=torch.__version__, cpu_kernels=torch.backends.cpu.get_cpu_capability(), kernels_pinned=kernels_pinned(),
-                threads=torch.get_num_threads())
+                threads=torch.get_num_threads(), mkl_cbwr=os.environ.get("MKL_CBWR"), cpu=cpu_name(), fingerprint=fingerprint)
 
-def write_provenance(report:Path, argv:list):
-    "`provenance(argv)` as provenance.json in `report`."
+def write_provenance(report:Path, argv:list, fingerprint:dict=None):
+    "`provenance(argv, fingerprint)` as provenance.json in `report`."
     Path(report).mkdir(parents=True, exist_ok=True)
-    (Path(report) / "provenance.json").write_text(json.dumps(provenance(argv), indent=1) + "\n")
+    (Path(report) / "provenance.json").write_text(json.dumps(provenance(argv, fingerprint), indent=1) + "\n")
+
+def announce_fingerprint(args) -> dict:
+    "Before a CPU benchmark trains: compare this CPU's fingerprint with the committed results' machine and print what to expect."
+    if args.device == "cuda": return None   # the committed results are CPU runs
+    check = fingerprint_check()
+    print(check["message"], flush=True)
+    return check
 
 def device_overrides(args) -> dict:
     "The `--set` overrides with the `--device` flag's device (a `--set device=…` wins); checks `--jobs`."
@@ -183,8 +194,9 @@ def run_benchmark(args, run, protocol, gpu_protocol) -> str:
     "The `demo` and `bench` subcommands: train the protocol's runs (`--device cuda`: the GPU protocol), write the report, return its table."
     protocol, overrides = protocol_with(gpu_protocol if args.device == "cuda" else protocol, device_overrides(args))
     report = Path(args.report or args.out)
+    check = announce_fingerprint(args)
     run(args.out, overrides, report, protocol, jobs=args.jobs)
-    write_provenance(report, args.argv)
+    write_provenance(report, args.argv, check)
     return (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0] + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
 
 # %% ../nbs/90_cli.ipynb #6ace8433
@@ -220,7 +232,8 @@ def add_device_flags(p, on_gpu:str, jobs:int=1):
                    f"the thread count changes the bits, so keep it to match committed results (default {jobs})")
 
 def add_kernels_flag(p):
-    p.add_argument("--native-kernels", action="store_true", help="use the CPU's own kernels (default: AVX2, the same numbers on every x86 CPU)")
+    p.add_argument("--native-kernels", action="store_true", help="use the CPU's own kernels (default: AVX2 and MKL's cross-vendor branch, "
+                   "the committed results' settings; the command says before training whether this CPU computes their bits)")
 
 def add_protocol(commands):
     p = commands.add_parser("protocol", help="the supervised and threshold curves the embedded benchmark's protocol was chosen from")
@@ -274,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run_regime(args) -> str:
     "The `regime` subcommand: the candidates' table, and provenance.json beside it."
     candidates = GPU_REGIME_CANDIDATES if args.device == "cuda" else REGIME_CANDIDATES
+    check = None if args.from_logs else announce_fingerprint(args)
     table = regime(args.out, args.report, device_overrides(args), candidates, jobs=args.jobs, from_logs=args.from_logs)
-    write_provenance(args.report or args.out, args.argv)
+    write_provenance(args.report or args.out, args.argv, check)
     return table + f"\nwrote {args.report or args.out}: regime.md, regime.json, regime.png, provenance.json"
 
 COMMANDS = {

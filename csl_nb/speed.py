@@ -19,7 +19,8 @@ from .dispersion import csl_weights, reference_csl_weights
 from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
 from .model import deep_stem_resnet101
 from .config import load_config
-from .cli import PINNED_KERNELS
+from .cli import PINNED_KERNELS, pin_cpu_kernels
+from .fingerprint import write_reference_fingerprint, REFERENCE_FINGERPRINT
 from .train import build_datasets, epoch_loaders, training_batches, first_batch, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
 
 # %% ../nbs/91_speed.ipynb #f6d7a4c6
@@ -252,7 +253,14 @@ def main(argv=None):
     parser.add_argument("--full-steps", type=int, default=1, help="memory: full-size steps per config (the later ones timed; default 1)")
     parser.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="memory: autocast of the full-size steps")
     parser.add_argument("--out", type=Path, help="also write the output to OUT/WHAT.txt (memory: also memory.json)")
+    parser.add_argument("--fingerprint", action="store_true", help="kernels: instead of the runs, write this machine's fingerprint under "
+                        f"the pinned kernels as the package's reference (default {REFERENCE_FINGERPRINT.name} in the package's assets; --out: a folder)")
+    parser.add_argument("--bench-results", type=Path, default=Path("nbs/results/bench/results.csv"), help="--fingerprint: the committed bench's results.csv (its seed spread)")
     args = parser.parse_args(argv)
+    if args.fingerprint:
+        if argv is None: pin_cpu_kernels(sys.argv[1:], "csl_nb.speed")   # as a program: restart with the benchmark commands' kernels
+        out = write_reference_fingerprint(Path(args.out) / REFERENCE_FINGERPRINT.name if args.out else REFERENCE_FINGERPRINT, args.bench_results)
+        return print(f"wrote {out}")
     use_all_cores()
     if args.what == "memory": return write_memory(bench_memory(steps=args.full_steps, amp=args.amp), args.out)
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"]
