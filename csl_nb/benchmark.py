@@ -5,18 +5,19 @@
 # %% auto #0
 __all__ = ['VARIANTS', 'INCIDENTAL', 'COLOURS', 'SELECTION_SETS', 'BENCH', 'DEMO', 'DEMO_VARIANTS', 'BENCH_GPU',
            'PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CANDIDATES', 'Protocol', 'protocol_keys',
-           'protocol_with', 'scene_keys', 'protocol_data', 'warm_config', 'variant_config', 'run_variant',
-           'protocol_configs', 'train_all', 'threads_per_job', 'run_protocol', 'results_rows', 'paired_difference',
-           't_interval', 'interval_outcome', 'verdict', 'results_markdown', 'selection_trace', 'protocol_markdown',
-           'write_results', 'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative',
-           'top_confidence', 'selection_scores', 'equal_coverage', 'precision_coverage', 'selection_quality',
-           'selection_quality_markdown', 'plot_selection_quality', 'save_figure', 'analysis_figures', 'trained_model',
-           'selection_quality_report', 'benchmark', 'demo', 'bench', 'protocol_runs', 'plot_protocol', 'protocol',
-           'RegimeCriteria', 'regime_protocols', 'train_plans', 'regime_runs', 'regime_figures', 'regime_check',
-           'regime_verdict', 'regime_markdown', 'plot_regime', 'read_history', 'logged_runs', 'regime', 'regime_report']
+           'whole_numbers', 'protocol_with', 'scene_keys', 'protocol_data', 'warm_config', 'variant_config',
+           'run_variant', 'protocol_configs', 'train_all', 'threads_per_job', 'run_protocol', 'results_rows',
+           'paired_difference', 't_interval', 'interval_outcome', 'verdict', 'results_markdown', 'selection_trace',
+           'protocol_markdown', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap',
+           'plot_qualitative', 'top_confidence', 'selection_scores', 'equal_coverage', 'precision_coverage',
+           'selection_quality', 'selection_quality_markdown', 'plot_selection_quality', 'save_figure',
+           'analysis_figures', 'trained_model', 'selection_quality_report', 'benchmark', 'demo', 'bench',
+           'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_protocols', 'train_plans',
+           'regime_runs', 'regime_figures', 'regime_check', 'regime_verdict', 'regime_markdown', 'plot_regime',
+           'read_history', 'logged_runs', 'regime', 'regime_report']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
-import csv, json, multiprocessing, os, statistics, textwrap
+import csv, json, multiprocessing, os, signal, statistics, textwrap
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields, replace, asdict
@@ -61,13 +62,22 @@ def protocol_keys(protocol:Protocol) -> list:
     seeds = lambda split: protocol.seeds if split == smallest or not protocol.larger_seeds else protocol.seeds[:protocol.larger_seeds]
     return [(split, seed) for split in protocol.splits for seed in seeds(split)]
 
+def whole_numbers(key:str, value, example:tuple) -> tuple:
+    "A protocol's list field (splits, seeds) from `1,2,3` (or a sequence): one or more whole numbers ≥ 0, else an error naming the key."
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try: numbers = tuple(int(str(v).strip()) for v in parts)
+    except ValueError: numbers = ()
+    if not numbers or min(numbers) < 0:
+        raise ValueError(f"{key} expects one or more whole numbers ≥ 0 separated by commas, e.g. {key}={','.join(map(str, example))}; got {value!r}")
+    return numbers
+
 def protocol_with(protocol:Protocol, overrides:dict) -> tuple:
     "Split `KEY=VALUE` overrides into the protocol's own fields and config fields: (protocol, config overrides)."
     own = {f.name: f for f in fields(Protocol)}
     mine = {k: v for k, v in overrides.items() if k in own}
     for key, value in mine.items():
         default = getattr(protocol, key)
-        if isinstance(default, tuple): mine[key] = tuple(int(v) for v in (value.split(",") if isinstance(value, str) else value))
+        if isinstance(default, tuple): mine[key] = whole_numbers(key, value, default)
         else: mine[key] = coerce_value(key, value, default)   # a config value's conversion and error ("false" is False)
     return replace(protocol, **mine), {k: v for k, v in overrides.items() if k not in own}
 
@@ -123,8 +133,13 @@ def train_all(configs:list, jobs:int=1) -> list:
     if jobs <= 1 or len(configs) <= 1: return [run_variant(cfg) for cfg in configs]
     if any(cfg.workers for cfg in configs):   # seen here: a loader's worker processes hang at shutdown inside the pool's processes
         raise ValueError("--jobs > 1 trains each run in a process of its own: leave workers at 0 (data loading in that process)")
-    with threads_per_job(jobs), ProcessPoolExecutor(min(jobs, len(configs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(run_variant, configs))
+    with threads_per_job(jobs), ProcessPoolExecutor(min(jobs, len(configs)), mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+        try: return list(pool.map(run_variant, configs))
+        except KeyboardInterrupt:   # Ctrl-C reaches this process alone (the runs ignore it): stop them, their checkpoints are whole
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children(): child.terminate()
+            raise
 
 @contextmanager
 def threads_per_job(jobs:int):
@@ -557,13 +572,14 @@ class RegimeCriteria:
 
 CEILING = 3000   # labelled scenes of the ceiling run: as many as the unlabelled pool
 
+# warm_iters=125: one pass of the warm start's 1 000 repeated labelled scenes at batch 8, the steps these runs logged
 REGIME_CANDIDATES = {
     "items, bench budget": Protocol(splits=(60,), seeds=(0,)),
     "groups, bench budget": Protocol(splits=(60,), seeds=(0,), classes="groups"),
-    "groups, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4,
+    "groups, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4, warm_iters=125,
                                                             epochs=4, iters=125, batch=8),
     "groups, 30 labelled, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups", unlabeled=1000,
-                                                                         warm_epochs=4, epochs=4, iters=125, batch=8),
+                                                                         warm_epochs=4, warm_iters=125, epochs=4, iters=125, batch=8),
     # added after the GPU candidates below: there UniMatch gained only without the warm start
     "groups, 30 labelled, 1 000 unlabelled, no warm start, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups",
                                                                                       unlabeled=1000, warm_epochs=0, epochs=4, iters=125,
@@ -582,10 +598,10 @@ REGIME_CANDIDATES = {
 GPU_REGIME_CANDIDATES = {
     "groups, no warm start, 16 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0,
                                                          epochs=16, iters=125, batch=8, lr=0.01),
-    "groups, warm start, 16 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4,
+    "groups, warm start, 16 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4, warm_iters=125,
                                                       epochs=16, iters=125, batch=8, lr=0.003),
     "groups, warm start, 16 passes at 8 + 8, lr 0.001": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000,
-                                                                warm_epochs=4, epochs=16, iters=125, batch=8, lr=0.001),
+                                                                warm_epochs=4, warm_iters=125, epochs=16, iters=125, batch=8, lr=0.001),
     "groups, 30 labelled, no warm start, 16 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups", unlabeled=1000,
                                                                       warm_epochs=0, epochs=16, iters=125, batch=8, lr=0.01),
     "groups, no warm start, 40 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0,

@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['TENSOR_SUFFIXES', 'PINNED_KERNELS', 'PINNED_THREADS', 'PINNED_COMMANDS', 'BENCHMARK_JOBS', 'COMMANDS', 'load_tensor',
-           'save_like', 'load_selection_inputs', 'selection_summary', 'selection_options', 'run_select',
-           'overview_figure', 'run_selector_demo', 'parse_overrides', 'run_train', 'kernels_pinned', 'pin_cpu_kernels',
-           'provenance', 'write_provenance', 'announce_fingerprint', 'device_overrides', 'run_benchmark', 'add_select',
-           'add_selector_demo', 'add_benchmark', 'add_device_flags', 'add_kernels_flag', 'add_protocol', 'add_regime',
-           'add_train', 'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime', 'main']
+           'save_like', 'check_single_image', 'load_selection_inputs', 'selection_summary', 'selection_options',
+           'run_select', 'overview_figure', 'run_selector_demo', 'parse_overrides', 'run_train', 'kernels_pinned',
+           'pin_cpu_kernels', 'provenance', 'write_provenance', 'announce_fingerprint', 'device_overrides',
+           'run_benchmark', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags', 'add_kernels_flag',
+           'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime',
+           'check_out_folders', 'resume_command', 'interrupted_message', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
 import argparse, json, os, platform, subprocess, sys
@@ -21,7 +22,7 @@ import csl_nb
 from .overlap import synthetic_predictions, pixel_table, threshold_report, format_report, plot_confidence_histograms
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
 from .config import load_config, METHODS
-from .train import train, use_all_cores, TrainingDiverged
+from .train import train, use_all_cores, TrainingDiverged, run_folder, read_checkpoint
 from .benchmark import demo, bench, protocol, regime, protocol_with, DEMO, BENCH, BENCH_GPU, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES
 from .fingerprint import fingerprint_check, cpu_name
 from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
@@ -49,11 +50,19 @@ def save_like(tensor:torch.Tensor, path:Path):
     else: torch.save(tensor.cpu(), path)
 
 # %% ../nbs/90_cli.ipynb #bba549db
+def check_single_image(probs:torch.Tensor, path:Path):
+    "Refuse a 3-d tensor that is a batch missing a dimension (B×K×H sums to 1 over its second dimension, not its first)."
+    if not probs.is_floating_point(): return
+    sums_to_one = lambda dim: bool(torch.allclose(probs.double().sum(dim), torch.ones((), dtype=torch.float64), atol=1e-3))
+    if not sums_to_one(0) and sums_to_one(1):
+        raise ValueError(f"{path}: a 3-d tensor is read as one image K×H×W, but this one, of shape {tuple(probs.shape)}, sums to 1 over its "
+                         f"second dimension: it looks like B×K×H, a batch missing its H or W dimension; save it as B×K×H×W")
+
 def load_selection_inputs(probs_path:Path, valid_path:Path=None) -> tuple:
     "Probabilities as B×K×H×W float and the valid mask as B×H×W bool, from files."
     probs = load_tensor(probs_path)
     if probs.ndim not in (3, 4): raise ValueError(f"{probs_path}: expected B×K×H×W (or K×H×W) probabilities, got a {probs.ndim}-d tensor of shape {tuple(probs.shape)}")
-    if probs.ndim == 3: probs = probs[None]
+    if probs.ndim == 3: check_single_image(probs, probs_path); probs = probs[None]
     if not probs.is_floating_point(): raise ValueError(f"{probs_path}: probabilities must be floating point, got {probs.dtype}")
     if valid_path is None: return probs, torch.ones(probs.shape[:1] + probs.shape[2:], dtype=torch.bool)
     valid = load_tensor(valid_path, key="valid")
@@ -292,6 +301,33 @@ def run_regime(args) -> str:
     write_provenance(args.report or args.out, args.argv, check)
     return table + f"\nwrote {args.report or args.out}: regime.md, regime.json, regime.png, provenance.json"
 
+def check_out_folders(args):
+    "Refuse an --out or --report that names a file (or lies under one): both name folders."
+    for flag in ("out", "report"):
+        path = getattr(args, flag, None)
+        if path is None: continue
+        for part in (Path(path), *Path(path).parents):
+            if part.exists() and not part.is_dir():
+                raise ValueError(f"--{flag} {path}: {part} is a file; --{flag} names a folder (created if missing)")
+
+def resume_command(argv:list) -> str:
+    "The command line that continues an interrupted `csl_nb` command."
+    return " ".join(["csl_nb", *map(str, argv), *([] if "--resume" in argv or argv[0] != "train" else ["--resume"])])
+
+def interrupted_message(args) -> str:
+    "What a Ctrl-C leaves: which epoch is saved, and the command that continues."
+    if args.command == "train":
+        overrides = {**parse_overrides(args.set), **({"method": args.method} if args.method else {}), **({"out": str(args.out)} if args.out else {})}
+        last = run_folder(load_config(args.config, overrides)) / "last.pt"
+        if not last.is_file(): return f"stopped by Ctrl-C before the first epoch ended: nothing is saved; start again with: csl_nb {' '.join(args.argv)}"
+        saved = read_checkpoint(last)
+        return (f"stopped by Ctrl-C: {last} holds epoch {saved['epoch']} of {saved['config']['epochs']}; the epoch that was running is "
+                f"lost; continue with: {resume_command(args.argv)}")
+    if args.command in PINNED_COMMANDS:
+        return (f"stopped by Ctrl-C: every finished epoch of every run is saved under {args.out}; the same command reuses finished "
+                f"runs and resumes the others: {resume_command(args.argv)}")
+    return "stopped by Ctrl-C"
+
 COMMANDS = {
     "select": lambda args: json.dumps(run_select(args), indent=1) + f"\nwrote {args.out}",
     "selector-demo": lambda args: run_selector_demo(args) + f"\nwrote {args.out}/overlap.md and {args.out}/overview.png",
@@ -310,11 +346,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     as_program = argv is None   # called from Python, the caller's torch is already loaded: no restart
-    if as_program and args.command in PINNED_COMMANDS and not args.native_kernels: pin_cpu_kernels(args.argv)
-    use_all_cores()
-    try: print(COMMANDS[args.command](args))
+    try:
+        check_out_folders(args)   # before the restart and any training
+        if as_program and args.command in PINNED_COMMANDS and not args.native_kernels: pin_cpu_kernels(args.argv)
+        use_all_cores()
+        print(COMMANDS[args.command](args))
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, TrainingDiverged) as error:  # bad input: one line, status 2
         parser.exit(2, f"csl_nb {args.command}: error: {error}\n")
+    except KeyboardInterrupt:   # Ctrl-C: what is saved, and the command that continues
+        parser.exit(130, f"csl_nb {args.command}: {interrupted_message(args)}\n")
 
 # %% ../nbs/90_cli.ipynb #31f07520
 #| eval: false

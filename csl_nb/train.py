@@ -15,7 +15,7 @@ __all__ = ['DIAGNOSTIC_TAUS', 'TEMPORARY', 'RESUMABLE_CHANGES', 'pick_device', '
            'first_batch']
 
 # %% ../nbs/08_train.ipynb #3e432dc9
-import json, os, random, re, resource, time
+import json, os, random, re, resource, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -408,9 +408,13 @@ def batch_groups(batches, size:int):
         if len(group) == size: yield group; group = []
 
 def optimizer_steps(batches:int, cfg:TrainConfig) -> int:
-    "Optimiser steps in an epoch of `batches` batches: one per `accumulation` batches, at most `iters_per_epoch`."
+    "Optimiser steps in an epoch of `batches` batches: `iters_per_epoch`, or one pass (one step per `accumulation` batches) if 0."
     steps = batches // cfg.accumulation
-    return min(steps, cfg.iters_per_epoch or steps)
+    if cfg.iters_per_epoch > steps:   # the loaders are not cycled: an epoch is at most one pass
+        raise ValueError(f"iters_per_epoch={cfg.iters_per_epoch} is more than one pass over the data: one pass here is {steps} optimiser "
+                         f"steps ({batches} batches of batch_size={cfg.batch_size}, accumulation={cfg.accumulation}); set iters_per_epoch "
+                         f"≤ {steps} (0: one pass) and raise epochs to train longer")
+    return cfg.iters_per_epoch or steps
 
 def run_folder(cfg:TrainConfig) -> Path:
     "Where the run writes: cfg.out, or runs/DATASET-METHOD."
@@ -477,7 +481,11 @@ def train(cfg:TrainConfig, resume:bool=False, stop_after_epoch:int=None) -> dict
     check_config(cfg)
     rank, world, device = setup_processes(cfg.device)
     main, folder = rank == 0, run_folder(cfg)
-    if resume: saved = load_checkpoint(folder / "last.pt", cfg); check_resumable(saved["config"], cfg, folder)
+    if resume:
+        saved = load_checkpoint(folder / "last.pt", cfg); check_resumable(saved["config"], cfg, folder)
+        if main and saved["epoch"] >= cfg.epochs:
+            print(f"{folder} is already complete: epoch {saved['epoch']} of {cfg.epochs} is saved, nothing to resume "
+                  f"(to train longer, raise epochs: --set epochs={cfg.epochs + 1})", file=sys.stderr)
     elif (folder / "last.pt").exists():
         raise FileExistsError(f"{folder} already holds a run: pass --resume to continue it, or choose another out folder")
     datasets = prepare_data(cfg, world, main)
@@ -487,11 +495,11 @@ def train(cfg:TrainConfig, resume:bool=False, stop_after_epoch:int=None) -> dict
         load_weights(_unwrap(model), saved, folder / "last.pt"); optimizer.load_state_dict(saved["optimizer"])
         state.update(epoch=saved["epoch"], step=saved["step"], best_miou=saved["best_miou"], history=saved["history"])
         set_rng_state(saved["rng"])
+    state["total_steps"] = cfg.epochs * optimizer_steps(len(epoch_loaders(datasets, cfg, 0, world, rank)["unlabeled"]), cfg)   # before any file is written
     if main:
         folder.mkdir(parents=True, exist_ok=True); (folder / "config.yaml").write_text(yaml.safe_dump(config_dict(cfg)))
         write_log(folder, state["history"])   # the checkpoint is the truth: a crash after it but before its log line loses nothing
         remove_stale_temporaries(folder)
-    state["total_steps"] = cfg.epochs * optimizer_steps(len(epoch_loaders(datasets, cfg, 0, world, rank)["unlabeled"]), cfg)
     record = state["history"][-1] if state["history"] else None
     for epoch in range(state["epoch"], min(cfg.epochs, stop_after_epoch or cfg.epochs)):
         torch.manual_seed(cfg.seed * 100003 + epoch * 101 + rank)    # augmentations: fixed per epoch and rank

@@ -22,6 +22,7 @@ def md5sum(path: Path, chunk: int = 1 << 22) -> str:
 def verify_archive(path: Path, name: str, expected_md5: str = None, skip_checksum: bool = False) -> Path:
     "The archive's path, after checking it exists and (unless skipped or unknown) its MD5."
     path = Path(path)
+    if path.is_dir(): raise PreparationError(f"{path} is a folder: pass the archive file itself ({name}), not the folder that holds it")
     if not path.is_file(): raise PreparationError(f"{name} not found at {path}: download it from the data set's site and pass its path")
     if expected_md5 and not skip_checksum:
         actual = md5sum(path)
@@ -108,9 +109,10 @@ def report_layout(root: Path, dataset: str, strict: bool) -> int:
 
 
 def common_arguments(parser, checksum: bool = True):
-    "The options every preparation script takes: --out, --skip-checksum (where a checksum is published), --strict."
+    "The options every preparation script takes: --out, --skip-checksum (a no-op where no checksum is published), --strict."
     parser.add_argument("--out", type=Path, required=True, help="data folder to write")
-    if checksum: parser.add_argument("--skip-checksum", action="store_true", help="do not check the archives' MD5")
+    parser.add_argument("--skip-checksum", action="store_true",
+                        help="do not check the archives' MD5" if checksum else "accepted for symmetry: this data set publishes no MD5, nothing is checked")
     parser.add_argument("--strict", action="store_true", help="fail if any file a shipped split names is missing")
 
 

@@ -78,6 +78,7 @@ def saved(tmp_path, name, value):
     (lambda t: saved(t, "a_list.pt", {"something": 1}), "not a tensor"),
     (lambda t: saved(t, "scalar.pt", torch.tensor(0.5)), "got a 0-d tensor"),
     (lambda t: t, "is a folder"),
+    (lambda t: saved(t, "bkh.pt", torch.softmax(torch.randn(2, 5, 8), 1)), "it looks like B×K×H, a batch missing its H or W dimension"),
 ])
 def test_select_rejects_bad_probabilities(csl_nb, tmp_path, make_input, message):
     done = csl_nb("select", make_input(tmp_path), "--out", tmp_path / "out")
@@ -142,3 +143,20 @@ def test_readme_train_commands_load_as_configs():
         overrides.setdefault("data_root", "data/x") if args.config != "embedded" else None
         cfg = load_config(args.config, overrides)
         assert cfg.epochs >= 1
+
+
+@pytest.mark.parametrize("command", [["select", "PROBS"], ["selector-demo"], ["demo"], ["bench"], ["regime"], ["train", "--config", "embedded"]])
+def test_an_out_folder_that_is_a_file_is_named_before_any_work(csl_nb, probs_file, tmp_path, command):
+    taken = tmp_path / "results.txt"; taken.write_text("mine")
+    args = [str(probs_file[0]) if a == "PROBS" else a for a in command]
+    for out in (taken, taken / "sub"):
+        done = csl_nb(*args, "--out", out)
+        assert done.returncode == 2 and f"{taken} is a file; --out names a folder" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert taken.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command, setting, key", [("demo", "splits=()", "splits"), ("bench", "seeds=abc", "seeds"), ("bench", "seeds=", "seeds")])
+def test_a_protocol_list_that_is_not_numbers_names_its_key(csl_nb, tmp_path, command, setting, key):
+    done = csl_nb(command, "--out", tmp_path / "out", "--set", setting)
+    assert done.returncode == 2 and f"{key} expects one or more whole numbers ≥ 0 separated by commas, e.g. {key}=" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()

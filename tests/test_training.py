@@ -106,11 +106,38 @@ def test_unknown_config_key_lists_valid_ones(tmp_path, cache, csl_nb):
     (dict(iters_per_epoch=-1), "iters_per_epoch"), (dict(split="92"), "the embedded set is generated"),
     (dict(batch_size=16), "fewer than one batch of 16"), (dict(alpha=0.0), "alpha must be"),
     (dict(device="gpu"), "device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    (dict(augment=dict(crop=4, tmp_block=1)), "augment.crop=4 is smaller than the Gaussian blur needs"),
+    (dict(augment=dict(crop=16, tmp_block=32)), "augment.tmp_block=32 is larger than augment.crop=16"),
+    (dict(iters_per_epoch=150), "iters_per_epoch=150 is more than one pass over the data: one pass here is 4 optimiser steps"),
 ] + ([] if torch.cuda.is_available() else [(dict(device="cuda"), "device 'cuda': torch sees no GPU")]))
 def test_bad_configs_are_named_before_training(tmp_path, cache, csl_nb, values, message):
     done = csl_nb("train", "--config", config(tmp_path, **values), "--out", tmp_path / "run")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
-    assert not (tmp_path / "run" / "last.pt").exists()
+    assert not (tmp_path / "run" / "last.pt").exists() and not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.slow   # trains
+def test_ctrl_c_names_the_saved_epoch_and_the_resume_command(tmp_path, cache, csl_nb, monkeypatch):
+    "Ctrl-C in the second epoch: the message names the saved epoch and the command that continues; that command finishes the run."
+    import csl_nb.train as trainer
+    real, calls = trainer.train_epoch, []
+    def interrupted_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2: raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(trainer, "train_epoch", interrupted_in_epoch_two)
+    cfg, run = config(tmp_path, epochs=2), tmp_path / "run"
+    done = csl_nb("train", "--config", cfg, "--out", run)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    assert f"stopped by Ctrl-C: {run / 'last.pt'} holds epoch 1 of 2" in done.stderr, done.stderr
+    command = done.stderr.split("continue with: ")[1].strip()
+    assert command == f"csl_nb train --config {cfg} --out {run} --resume"
+    monkeypatch.setattr(trainer, "train_epoch", real)
+    resumed = csl_nb(*command.split()[1:])
+    assert resumed.returncode == 0 and checkpoint(run)["epoch"] == 2, resumed.stderr[-2000:]
+    again = csl_nb(*command.split()[1:])   # a finished run: said so, nothing trained
+    assert again.returncode == 0 and f"{run} is already complete: epoch 2 of 2 is saved, nothing to resume" in again.stderr
+    assert len((run / "log.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow   # trains
@@ -164,14 +191,20 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, cache, csl_nb):
 @pytest.mark.slow   # trains
 @pytest.mark.parametrize("method", ["supervised", "unimatch", "threshold", "csl"])
 def test_each_method_learns(tmp_path, cache, method):
-    "Twelve steps on a tiny embedded set raise val mIoU above the untrained model's (by 0.046–0.059 here, from 0.002)."
+    """Sixteen steps of the demo's model on the demo's 32-pixel scenes (4 classes) raise val mIoU far above the untrained
+    model's 0.008. Measured gains, on one Intel Xeon under native, the benchmark's pinned and no-vector kernels
+    (ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2): 0.22–0.34 for every method, at
+    most 0.06 apart for one method across the three. The bar, +0.10, leaves twice that spread below the smallest gain, and a
+    trainer that does not learn (gain ≈ 0) still fails it."""
     import csl_nb.train as trainer
     from csl_nb.evaluate import evaluate
     from csl_nb.config import load_config
-    cfg = load_config(config(tmp_path, method=method, epochs=2, iters_per_epoch=6, batch_size=2, lr=0.02,
-                                     embedded=dict(labeled=8, unlabeled=48, val=8), augment=dict(crop=48, tmp_block=8)), {"out": str(tmp_path / "run")})
+    from csl_nb.benchmark import scene_keys
+    cfg = load_config("embedded", {**scene_keys(32), "output_stride": 8, "embedded.classes": "groups", "embedded.labeled": 16,
+                                   "embedded.unlabeled": 64, "embedded.val": 32, "method": method, "epochs": 2, "iters_per_epoch": 8,
+                                   "batch_size": 4, "lr": 0.01, "progress": False, "out": str(tmp_path / "run")})
     datasets = trainer.build_datasets(cfg)
     untrained, _, _ = trainer.build_training(cfg, torch.device("cpu"), 1)
-    before = evaluate(untrained, torch.utils.data.DataLoader(datasets["val"], batch_size=8), 11, progress=False)["miou"]
+    before = evaluate(untrained, torch.utils.data.DataLoader(datasets["val"], batch_size=8), cfg.num_classes, progress=False)["miou"]
     after = trainer.train(cfg)["val"]["miou"]
-    assert after > before + 0.02, (before, after)
+    assert after > before + 0.10, (before, after)
