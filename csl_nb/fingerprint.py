@@ -8,7 +8,7 @@ __all__ = ['FINGERPRINT_DATA', 'REFERENCE_FINGERPRINT', 'KERNEL_VARIABLES', 'dig
            'cpu_fingerprint', 'first_difference', 'seed_spread', 'write_reference_fingerprint', 'check_message',
            'fingerprint_check']
 
-# %% ../nbs/09a_fingerprint.ipynb #0c09876c
+# %% ../nbs/09a_fingerprint.ipynb #3e55b04d
 import hashlib, json, os, platform, statistics, tempfile, csv
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +17,7 @@ from .embedded import ASSETS
 from .benchmark import DEMO, variant_config
 from .train import build_datasets, first_batch, build_training, train_step, select_pseudo_labels, memory_format
 
-# %% ../nbs/09a_fingerprint.ipynb #fda1e7ee
+# %% ../nbs/09a_fingerprint.ipynb #368e1de1
 FINGERPRINT_DATA = {"embedded.unlabeled": 64, "embedded.val": 8, "progress": False}   # the demo's model and batch, less data
 REFERENCE_FINGERPRINT = ASSETS / "measured" / "fingerprint.json"
 KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS")
@@ -27,7 +27,7 @@ def digest(x) -> str:
     if isinstance(x, torch.Tensor): x = x.detach().contiguous().cpu().numpy()
     return hashlib.sha256(x.tobytes()).hexdigest()[:16]
 
-# %% ../nbs/09a_fingerprint.ipynb #bf5cf8fd
+# %% ../nbs/09a_fingerprint.ipynb #61b79163
 @contextmanager
 def recording_forward_outputs(model, results:dict, prefix:str):
     "Record the digest of each leaf module's first output as `prefix/forward/NAME` while the block runs."
@@ -66,7 +66,7 @@ def selector_weights(model, unlabeled:dict, cfg) -> torch.Tensor:
         probs = model(unlabeled["weak"].contiguous(memory_format=memory_format(cfg))).float().softmax(1)
     return select_pseudo_labels(probs, unlabeled["valid"], cfg)[1]
 
-# %% ../nbs/09a_fingerprint.ipynb #1cecf8f7
+# %% ../nbs/09a_fingerprint.ipynb #3e994b74
 def op_fingerprint() -> dict:
     "Digests of element-wise functions, a softmax, two sums and a matrix product on fixed random inputs."
     g = torch.Generator().manual_seed(0)
@@ -78,7 +78,7 @@ def op_fingerprint() -> dict:
     results["blas/matmul"] = digest(a @ b)
     return results
 
-# %% ../nbs/09a_fingerprint.ipynb #abb50bea
+# %% ../nbs/09a_fingerprint.ipynb #bf8f1dba
 @contextmanager
 def torch_threads(n:int):
     "torch's intra-op thread count set to `n` while the block runs."
@@ -105,14 +105,14 @@ def cpu_fingerprint() -> dict:
         results = {**step_fingerprint("supervised", Path(out)), **step_fingerprint("csl", Path(out)), **op_fingerprint()}
         return dict(machine=machine_description(), results=results)
 
-# %% ../nbs/09a_fingerprint.ipynb #2f343a38
+# %% ../nbs/09a_fingerprint.ipynb #25ac3575
 def first_difference(mine:dict, reference:dict) -> tuple:
     "(first differing key or None, number of differing keys, number compared) over the keys both fingerprints hold."
     keys = [k for k in reference["results"] if k in mine["results"]]
     differ = [k for k in keys if mine["results"][k] != reference["results"][k]]
     return (differ[0] if differ else None), len(differ), len(keys)
 
-# %% ../nbs/09a_fingerprint.ipynb #6fa3b465
+# %% ../nbs/09a_fingerprint.ipynb #a06255a8
 def seed_spread(results_csv:Path) -> dict:
     "The largest per-variant standard deviation over seeds of val mIoU (points) on a bench report's smallest split."
     with open(results_csv) as f: rows = list(csv.DictReader(f))
@@ -133,11 +133,11 @@ def write_reference_fingerprint(out:Path=REFERENCE_FINGERPRINT, bench_results:Pa
     out.write_text(json.dumps(reference, indent=1) + "\n")
     return out
 
-# %% ../nbs/09a_fingerprint.ipynb #ed7edb81
+# %% ../nbs/09a_fingerprint.ipynb #6937f40a
 def check_message(first:str, differing:int, compared:int, reference:dict) -> str:
     "The sentence a benchmark command prints before training."
     where = f"the committed results' machine ({reference['machine']['cpu']}, {reference['machine']['capability']} kernels)"
-    if first is None: return f"this CPU computes the committed bits ({compared} of {compared} digests equal {where}'s): expect identical tables"
+    if first is None: return f"this CPU computes the committed bits (all {compared} digests of the demo's first steps equal those of {where}): expect identical tables"
     spread = reference["seed_spread"]
     return (f"this CPU differs from {where} (first difference: {first}; {differing} of {compared} digests differ): expect the same "
             f"picture within the seed spread (±{spread['points']:.1f} mIoU points, the largest seed standard deviation of the committed "
