@@ -41,9 +41,10 @@ def single_process_miou(run: Path) -> float:
 
 @pytest.mark.slow   # two processes
 def test_two_ddp_processes_agree_and_count_each_val_image_once(tmp_path, env):
+    # iters_per_epoch=2: each of the two ranks holds 4 of the 8 unlabelled scenes, one pass of 2 batches
     out = tmp_path / "ddp"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "csl_nb.cli", "train", "--config", config(tmp_path, epochs=1), "--out", out],
+                           "-m", "csl_nb.cli", "train", "--config", config(tmp_path, epochs=1, iters_per_epoch=2), "--out", out],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
