@@ -224,7 +224,7 @@ def reference_csl_weights(probs:torch.Tensor, valid:torch.Tensor, *, alpha:float
     return weights
 
 # %% ../nbs/02_residual_dispersion.ipynb #5e1c0a12
-import functools
+import functools, getpass, os, tempfile, warnings
 
 def _features_and_checks(probs, valid, dispersion, confidence_scaling, scale):
     "Stage 1: the input checks' statistics, the features, the valid mask as 0/1 and each image's Gram matrix."
@@ -235,12 +235,26 @@ def _features_and_checks(probs, valid, dispersion, confidence_scaling, scale):
 
 @functools.cache
 def _compiled_stages():
+    # Inductor's cache does not tell CPU kernels built under one ATEN_CPU_CAPABILITY from another's: loading one built with
+    # the native kernels under the pinned AVX2 ones crashed (segfault, torch 2.14.1). So one cache folder per setting.
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}-{capability}"))
     return torch.compile(_features_and_checks, dynamic=False), torch.compile(weigh_clusters, dynamic=False)
+
+def _compiles_here(probs:torch.Tensor) -> bool:
+    "Whether torch.compile can build kernels for `probs`: on the CPU, Inductor's C++ kernels need a vector ISA."
+    return probs.device.type != "cpu" or torch.backends.cpu.get_cpu_capability() != "DEFAULT"
 
 @torch.no_grad()
 def compiled_csl_select(probs:torch.Tensor, valid:torch.Tensor, *, alpha:float=8.0, dispersion:str="reference",
                         confidence_scaling:bool=False, scale:float=1.0) -> CSLSelection:
-    "`csl_select` through torch.compile: the same selection (to float rounding) from fused kernels."
+    """`csl_select` through torch.compile: the same selection (to float rounding) from fused kernels.
+
+    Under ATEN_CPU_CAPABILITY=default (no vector kernels) torch 2.14's Inductor fails to build CPU kernels ('at::vec has
+    not been declared'), so there the eager `csl_select` runs instead, with a warning."""
+    if not _compiles_here(probs):
+        warnings.warn("compiled_csl_select: torch.compile cannot build CPU kernels under ATEN_CPU_CAPABILITY=default; the eager selector runs instead")
+        return csl_select(probs, valid, alpha=alpha, dispersion=dispersion, confidence_scaling=confidence_scaling, scale=scale)
     check_options(alpha, dispersion, scale)
     check_shapes(probs, valid)
     features_stage, weights_stage = _compiled_stages()
