@@ -19,7 +19,12 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = cfg.get('requirements', '').split()
+train_requirements = cfg.get('train_requirements', '').split()
+tutorial_requirements = cfg.get('tutorial_requirements', '').split()
 dev_requirements = (cfg.get('dev_requirements') or '').split()
+# each extra lists its packages in full, so that `[dev]` installs what `[train]` and `[tutorial]` do
+extras = {'train': train_requirements, 'tutorial': train_requirements + tutorial_requirements,
+          'dev': train_requirements + tutorial_requirements + dev_requirements}
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
 min_py_index = py_versions.index(min_python) if min_python in py_versions else 0
@@ -37,7 +42,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['csl_nb', 'csl_nb.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={name: sorted(set(packages)) for name, packages in extras.items()},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

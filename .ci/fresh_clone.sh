@@ -10,7 +10,7 @@ python3 -m venv "$work/venv"
 source "$work/venv/bin/activate"
 export CSL_NB_CACHE="$work/cache"
 seconds() { local start=$SECONDS; "$@" > "$work/$1.log" 2>&1 || { tail -30 "$work/$1.log"; exit 1; }; echo $(( SECONDS - start )); }
-install=$(seconds pip install -e .)
+install=$(seconds pip install -e ".[train]")
 demo=$(seconds csl_nb demo)
 same=$(cmp -s runs/demo/results.md nbs/results/demo/results.md && echo "is identical to" || echo "differs from")
 dev=$(seconds pip install -e ".[dev]")
@@ -23,7 +23,7 @@ $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 
 | command | time |
 |---|---|
-| \`pip install -e .\` | $(minutes $install) |
+| \`pip install -e ".[train]"\` | $(minutes $install) |
 | \`csl_nb demo\` | $(minutes $demo) |
 | \`pip install -e ".[dev]"\` (after the above) | $(minutes $dev) |
 | \`make test-fast\` | $(minutes $fast) |

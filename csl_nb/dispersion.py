@@ -166,7 +166,16 @@ def csl_select(probs:torch.Tensor, # B×K×H×W softmax probabilities (any float
                scale:float=1.0,    # a, the multiplier of the scaled form
                validate:bool=True, # check that probs are softmax output (shapes are always checked)
               ) -> CSLSelection:
-    "CSL's pseudo-label selection for a batch: features, per-image separation, soft weights."
+    """CSL's pseudo-label selection for a batch: features, per-image separation, soft weights.
+
+    Arguments as `csl_weights` (probs: B×K×H×W softmax, no detach needed; valid: B×H×W bool, False on crop padding).
+    Returns a `CSLSelection` of B×H×W tensors (unless stated): `weights` in [0, 1], `reliable` (w == 1 and valid), the
+    features `conf` (c) and `disp` (r), and per image the reliable cluster's `mean` and `var` (B×2, over (c, r)).
+
+    Example:
+      >>> selection = csl_select(probs, valid)
+      >>> selection.reliable.float().mean(), selection.weights.shape
+    """
     separation, features = _separation(probs, valid, alpha, dispersion, confidence_scaling, scale, validate)
     return as_selection(separation, features, valid)
 
@@ -176,18 +185,47 @@ def csl_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities (any floa
                 *,
                 alpha:float=8.0, dispersion:str="reference", confidence_scaling:bool=False, scale:float=1.0,
                 compile:bool=False, # run through torch.compile (`compiled_csl_select`, below): faster, compiles once per shape
+                validate:bool=True, # check that probs are softmax output (one host sync on a GPU; shapes are always checked)
                ) -> torch.Tensor:   # B×H×W soft weights in [0, 1], in the compute dtype
-    "CSL's soft pseudo-label weights."
+    """CSL's soft pseudo-label weights.
+
+    Arguments:
+      probs: B×K×H×W softmax probabilities of the weak view (float16/bfloat16/float32/float64, CPU or GPU). They may still
+        require grad: the weights are computed without autograd, so no `.detach()` is needed. Logits, a missing batch
+        dimension or B×H×W×K order are refused with a message saying so.
+      valid: B×H×W bool, True where the pixel counts, False on crop padding (UniMatch's `ignore_mask != 255`).
+      alpha: fall-off of the weights outside the reliable cluster (the paper's α = 8). dispersion, confidence_scaling,
+        scale: the residual-dispersion form (default: the authors' "reference" r = v).
+      compile: use the torch.compile'd selector (which always checks). validate: False skips the probability check, a
+        host sync per call on a GPU, for probabilities known to be softmax output.
+
+    Returns B×H×W weights in [0, 1], in float32 (float64 for float64 input): 1 where c is above the mean of the image's
+    reliable cluster or r below it, exp(−(z_c² + z_r²)/α) elsewhere (z: the distance to that mean in the cluster's
+    standard deviations), 0 on invalid pixels. The separation is per image and relative: an image whose predictions are
+    all near uniform still gets pixels with w = 1 (there is no absolute confidence bar, unlike τ = 0.95).
+
+    Example:
+      >>> probs = torch.softmax(torch.randn(2, 21, 65, 65), 1); valid = torch.ones(2, 65, 65, dtype=torch.bool)
+      >>> w = csl_weights(probs, valid)            # 2×65×65 in [0, 1]
+      >>> loss = (F.cross_entropy(logits_s, probs.argmax(1), reduction="none") * w).sum() / valid.sum()
+    """
     options = dict(alpha=alpha, dispersion=dispersion, confidence_scaling=confidence_scaling, scale=scale)
     if compile: return compiled_csl_select(probs, valid, **options).weights
-    return _separation(probs, valid, validate=True, **options)[0].weights.view(valid.shape)
+    return _separation(probs, valid, validate=validate, **options)[0].weights.view(valid.shape)
 
 # %% ../nbs/02_residual_dispersion.ipynb #08c2cc88
 def threshold_weights(probs:torch.Tensor, # B×K×H×W softmax probabilities
                       valid:torch.Tensor, # B×H×W bool
                       tau:float=0.95,     # confidence threshold
                      ) -> torch.Tensor:   # B×H×W weights in {0, 1}
-    "The fixed-threshold baseline: w = 1[c ≥ τ] on valid pixels."
+    """The fixed-threshold baseline: w = 1[c ≥ τ] on valid pixels.
+
+    probs: B×K×H×W softmax probabilities; valid: B×H×W bool (False on padding); tau in [0, 1] (UniMatch's 0.95).
+    Returns B×H×W weights in {0, 1}: what UniMatch's `conf_u_w >= 0.95` mask gives, as a float weight.
+
+    Example:
+      >>> w = threshold_weights(probs, valid, 0.95)
+    """
     if not (isinstance(tau, (int, float)) and 0 <= tau <= 1): raise ValueError(f"tau must be a number in [0, 1], got {tau!r}")
     check_probabilities(probs, valid)
     conf = probs.amax(1).to(compute_dtype(probs.dtype))

@@ -8,7 +8,6 @@ __all__ = ['block_mask', 'blur_kernel_side', 'colour_augmentation', 'trusted_mas
 # %% ../nbs/03_trusted_mask.ipynb #f79dcd21
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
 # %% ../nbs/03_trusted_mask.ipynb #8c6c3fc0
 def block_mask(size:int,            # crop side S (square crops)
@@ -16,7 +15,10 @@ def block_mask(size:int,            # crop side S (square crops)
                cover_ratio:float=0.7, # ρ, probability that a block is on
                generator:torch.Generator=None,
               ) -> torch.Tensor:    # S×S bool
-    "TMP's block mask: a grid of round(S/block) cells a side, each on with probability ρ, upsampled to S×S."
+    """TMP's block mask: a grid of round(S/block) cells a side, each on with probability ρ, upsampled to S×S.
+
+    Returns an S×S bool mask. Example: `block_mask(321, block=32)` is a 10×10 grid of 32-pixel cells, 70 % of them on.
+    """
     if size < 1 or block < 1: raise ValueError(f"size and block must be positive, got size={size}, block={block}")
     if not 0 <= cover_ratio <= 1: raise ValueError(f"cover_ratio must be in [0, 1], got {cover_ratio}")
     cells = max(1, round(size / block))
@@ -30,8 +32,9 @@ def blur_kernel_side(blur_sigma) -> int:
 
 def colour_augmentation(jitter=(0.5, 0.5, 0.5, 0.25), # brightness, contrast, saturation, hue
                         jitter_p:float=0.8, grayscale_p:float=0.2,
-                        blur_p:float=0.5, blur_sigma=(0.1, 2.0)) -> v2.Compose:
+                        blur_p:float=0.5, blur_sigma=(0.1, 2.0)) -> "v2.Compose":
     "Colour jitter, grayscale and Gaussian blur, each applied with its probability (UniMatch's strong view by default)."
+    from torchvision.transforms import v2   # here: the selector and `hide_reliable` need torch alone (`pip install csl_nb`)
     kernel = blur_kernel_side(blur_sigma)
     return v2.Compose([v2.RandomApply([v2.ColorJitter(*jitter)], p=jitter_p),
                        v2.RandomGrayscale(p=grayscale_p),
@@ -39,7 +42,7 @@ def colour_augmentation(jitter=(0.5, 0.5, 0.5, 0.25), # brightness, contrast, sa
 
 # %% ../nbs/03_trusted_mask.ipynb #b265f4e9
 def trusted_mask_augmentation(jitter=(0.2, 0.2, 0.2, 0.2), jitter_p:float=0.8, blur_p:float=0.5,
-                              blur_sigma=(0.1, 2.0)) -> v2.Compose:
+                              blur_sigma=(0.1, 2.0)) -> "v2.Compose":
     "The trusted-mask branch's photometric augmentation: mild jitter and blur, no grayscale."
     return colour_augmentation(jitter, jitter_p, 0.0, blur_p, blur_sigma)
 
@@ -61,7 +64,16 @@ def hide_reliable(views:torch.Tensor,       # B×3×H×W normalised TMP views
                   block_masks:torch.Tensor, # B×H×W bool block masks (all False on strong-branch images)
                   reliable:torch.Tensor,    # B×H×W bool reliable mask of the weak view (w == 1, valid)
                  ) -> torch.Tensor:         # B×3×H×W, reliable pixels under a block set to 0
-    "TMP at train time: blank out (set to 0 = mean colour) the reliable pixels under the block mask."
+    """TMP at train time: blank out (set to 0 = mean colour) the reliable pixels under the block mask.
+
+    views: B×3×H×W normalised images of TMP's third view; block_masks: B×H×W bool (`block_mask` per image, all False on
+    images that took the strong branch); reliable: B×H×W bool, the weak view's `csl_select(...).reliable`.
+    Returns the views with the reliable pixels under a block set to 0 (the data set's mean colour after normalisation).
+
+    Example:
+      >>> masks = torch.stack([block_mask(321) for _ in range(len(views))])
+      >>> x_m = hide_reliable(views, masks, csl_select(probs, valid).reliable)
+    """
     if block_masks.shape != reliable.shape or views.shape[:1] + views.shape[2:] != reliable.shape:
         raise ValueError(f"views B×3×H×W {tuple(views.shape)}, block_masks {tuple(block_masks.shape)} and reliable "
                          f"{tuple(reliable.shape)} must share B, H, W")

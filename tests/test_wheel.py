@@ -55,3 +55,24 @@ def test_the_wheel_installs_its_package_data_and_console_script(installed):
     assert found == ["True", "(3,", "64,", "64)", "True", "0.95", "314"], done.stdout
     weights = torch.load(work / "selection" / "weights.pt")
     assert weights.shape == (2, 16, 16) and ((weights >= 0) & (weights <= 1)).all() and (weights == 1).any()
+
+
+CORE_IMPORTS = ("torchvision", "matplotlib", "scipy", "yaml", "sklearn", "cvxpy", "tqdm", "PIL")
+
+
+def test_the_core_install_needs_torch_and_numpy_alone(installed):
+    """`pip install csl_nb` asks for torch and numpy only (the rest sits in the extras), and `import csl_nb` with the
+    selector, TMP's masking and a CSL selection loads none of the extras' packages (`make test-floor` runs the same wheel
+    with the floor versions and nothing else installed)."""
+    python, work = installed
+    code = ("import importlib.metadata as m, json, sys, torch, csl_nb; "
+            "csl_nb.hide_reliable(torch.zeros(1, 3, 4, 4), csl_nb.block_mask(4, 2)[None], csl_nb.csl_select(torch.full((1, 2, 4, 4), 0.5), torch.ones(1, 4, 4, dtype=torch.bool)).reliable); "
+            f"print(json.dumps(dict(requires=m.requires('csl_nb'), loaded=sorted(p for p in {CORE_IMPORTS!r} if p in sys.modules))))")
+    done = run(python, work, python, "-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    core = sorted(r.split(">")[0].split("=")[0].strip() for r in found["requires"] if "extra ==" not in r)
+    extras = {r.split("extra ==")[1].strip().strip('"') for r in found["requires"] if "extra ==" in r}
+    assert core == ["numpy", "torch"] and {"train", "tutorial", "dev"} <= extras, found["requires"]
+    assert found["loaded"] == [], found["loaded"]
