@@ -34,7 +34,10 @@ def test_demo_writes_a_table_that_parses(demo_run):
     written = json.loads((out / "provenance.json").read_text())
     assert written["command"][:2] == ["csl_nb", "demo"] and len(written["commit"]) in (40, len("not a git checkout"))
     if platform.machine().lower() in ("x86_64", "amd64"):   # the demo restarted itself with AVX2 kernels
-        assert written["kernels_pinned"] and written["cpu_kernels"] == "AVX2", written
+        assert written["kernels_pinned"] and written["cpu_kernels"] == "AVX2" and written["mkl_cbwr"] == "COMPATIBLE", written
+    check = written["fingerprint"]   # this CPU against the committed results' machine, said before training and recorded
+    assert check["compared"] > 500 and check["matches"] == (check["first_difference"] is None) and check["message"] in done.stdout
+    assert ("expect identical tables" if check["matches"] else "expect the same picture within the seed spread (±") in check["message"]
 
 
 @pytest.mark.slow   # reads the demo's checkpoint
