@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['TENSOR_SUFFIXES', 'PINNED_KERNELS', 'PINNED_THREADS', 'PINNED_COMMANDS', 'BENCHMARK_JOBS', 'COMMANDS', 'load_tensor',
            'save_like', 'check_single_image', 'load_selection_inputs', 'selection_summary', 'selection_options',
-           'run_select', 'overview_figure', 'run_selector_demo', 'parse_overrides', 'run_train', 'kernels_pinned',
-           'pin_cpu_kernels', 'provenance', 'write_provenance', 'announce_fingerprint', 'device_overrides',
-           'run_benchmark', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags', 'add_kernels_flag',
-           'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime',
-           'check_out_folders', 'resume_command', 'interrupted_message', 'main']
+           'run_select', 'overview_figure', 'run_selector_demo', 'parse_overrides', 'train_config', 'run_train',
+           'kernels_pinned', 'pin_cpu_kernels', 'provenance', 'write_provenance', 'announce_fingerprint',
+           'device_overrides', 'run_benchmark', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags',
+           'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce',
+           'build_parser', 'run_regime', 'check_out_folders', 'resume_command', 'interrupted_message', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
 import argparse, json, os, platform, subprocess, sys
@@ -146,12 +146,16 @@ def parse_overrides(pairs:list) -> dict:
         out[key] = value
     return out
 
-def run_train(args) -> dict:
-    "The `train` subcommand."
+def train_config(args):
+    "The `train` subcommand's config: the file with `--set`, `--method` and `--out` on top."
     overrides = parse_overrides(args.set)
     if args.method: overrides["method"] = args.method
     if args.out: overrides["out"] = str(args.out)
-    record = train(load_config(args.config, overrides), resume=args.resume)
+    return load_config(args.config, overrides)
+
+def run_train(args) -> dict:
+    "The `train` subcommand."
+    record = train(train_config(args), resume=args.resume)
     return dict(epoch=record["epoch"], miou=record["val"]["miou"], losses=record["losses"])
 
 # MKL_CBWR=COMPATIBLE: MKL's one code path documented to compute the same bits on Intel and non-Intel CPUs (its AVX2
@@ -317,8 +321,7 @@ def resume_command(argv:list) -> str:
 def interrupted_message(args) -> str:
     "What a Ctrl-C leaves: which epoch is saved, and the command that continues."
     if args.command == "train":
-        overrides = {**parse_overrides(args.set), **({"method": args.method} if args.method else {}), **({"out": str(args.out)} if args.out else {})}
-        last = run_folder(load_config(args.config, overrides)) / "last.pt"
+        last = run_folder(train_config(args)) / "last.pt"
         if not last.is_file(): return f"stopped by Ctrl-C before the first epoch ended: nothing is saved; start again with: csl_nb {' '.join(args.argv)}"
         saved = read_checkpoint(last)
         return (f"stopped by Ctrl-C: {last} holds epoch {saved['epoch']} of {saved['config']['epochs']}; the epoch that was running is "

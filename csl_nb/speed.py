@@ -20,7 +20,7 @@ from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
 from .model import deep_stem_resnet101
 from .config import load_config
 from .cli import PINNED_KERNELS, pin_cpu_kernels
-from .fingerprint import write_reference_fingerprint, REFERENCE_FINGERPRINT
+from .fingerprint import write_reference_fingerprint, REFERENCE_FINGERPRINT, torch_threads
 from .train import build_datasets, epoch_loaders, training_batches, first_batch, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
 
 # %% ../nbs/91_speed.ipynb #f6d7a4c6
@@ -104,13 +104,10 @@ def time_variant(config:str, values:dict, steps:int, warmup:int, overrides:dict=
     "One variant's timing: seconds per step, the selector's seconds and share, warm-up seconds, peak memory."
     cfg = load_config(config, {**{k: v for k, v in values.items() if k not in STEP_SETTINGS}, "progress": False, **(overrides or {})})
     device = pick_device(cfg.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(values.get("threads", threads))
-    try:
+    with torch_threads(values.get("threads", torch.get_num_threads())):
         model, optimizer, _ = build_training(cfg, device, 1)
         if values.get("compile_model"): model = torch.compile(model)
         warm, elapsed, selector = timed_steps(model, optimizer, cfg, device, steps, warmup)
-    finally: torch.set_num_threads(threads)
     return dict(seconds_per_step=elapsed / steps, selector_seconds=selector / steps, selector_share=selector / elapsed,
                 batch=cfg.batch_size, warmup_seconds=warm, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
