@@ -23,7 +23,8 @@ from .overlap import synthetic_predictions, pixel_table, threshold_report, forma
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
 from .config import load_config, METHODS
 from .train import train, use_all_cores, TrainingDiverged, run_folder, read_checkpoint
-from .benchmark import demo, bench, protocol, regime, protocol_with, DEMO, BENCH, BENCH_GPU, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES
+from .benchmark import (demo, bench, protocol, regime, protocol_with, DEMO, BENCH, BENCH_GPU, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES,
+                           DEPTH_CANDIDATES, BenchBudget)
 from .fingerprint import fingerprint_check, cpu_name
 from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
 
@@ -261,6 +262,8 @@ def add_regime(commands):
     p.add_argument("--report", type=Path, help="folder for regime.md, regime.json, regime.png (default: the runs folder)")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields of every run, e.g. channels_last=true")
     p.add_argument("--from-logs", action="store_true", help="train nothing: the report from the runs' logs (a stopped run compared at the epoch all reached)")
+    p.add_argument("--candidates", choices=("cpu", "gpu", "depth"), help="which candidates: the CPU's (default), the GPU's (default with --device cuda), "
+                   "or the depth candidates, with the rule that picks the bench's protocol among them (depth.md)")
     add_kernels_flag(p); add_device_flags(p, "the GPU candidates, budgets a CPU cannot afford")
 
 def add_train(commands):
@@ -299,9 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/90_cli.ipynb #0473112d
 def run_regime(args) -> str:
     "The `regime` subcommand: the candidates' table, and provenance.json beside it."
-    candidates = GPU_REGIME_CANDIDATES if args.device == "cuda" else REGIME_CANDIDATES
+    which = args.candidates or ("gpu" if args.device == "cuda" else "cpu")
+    candidates = {"cpu": REGIME_CANDIDATES, "gpu": GPU_REGIME_CANDIDATES, "depth": DEPTH_CANDIDATES}[which]
     check = None if args.from_logs else announce_fingerprint(args)
-    table = regime(args.out, args.report, device_overrides(args), candidates, jobs=args.jobs, from_logs=args.from_logs)
+    table = regime(args.out, args.report, device_overrides(args), candidates, jobs=args.jobs, from_logs=args.from_logs,
+                   budget=BenchBudget() if which == "depth" else None)
     write_provenance(args.report or args.out, args.argv, check)
     return table + f"\nwrote {args.report or args.out}: regime.md, regime.json, regime.png, provenance.json"
 

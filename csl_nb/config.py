@@ -14,7 +14,6 @@ import yaml
 from .selector import check_positive
 from .dispersion import check_options
 from .datasets import AugmentConfig, NUM_CLASSES
-from .trusted_mask import blur_kernel_side
 from .embedded import EmbeddedSpec, ASSETS
 from .model import MODEL_PRESETS, UNIMATCH_WEIGHTS
 
@@ -161,11 +160,6 @@ def check_config(cfg:TrainConfig) -> TrainConfig:
 def check_augment(a:AugmentConfig):
     "Raise a clear error for a crop the augmentations cannot work on."
     if a.crop < 1: raise ValueError(f"augment.crop must be at least 1, got {a.crop}")
-    reach = blur_kernel_side(a.blur_sigma) // 2   # torchvision pads the crop by this much, reflecting, which needs a larger crop
-    if (a.blur_p > 0 or a.tmp_blur_p > 0) and a.crop <= reach:
-        raise ValueError(f"augment.crop={a.crop} is smaller than the Gaussian blur needs: with augment.blur_sigma={tuple(a.blur_sigma)} its "
-                         f"{2 * reach + 1}-pixel kernel pads {reach} pixels on each side, so augment.crop must be at least {reach + 1} "
-                         f"(or turn the blur off: augment.blur_p=0 augment.tmp_blur_p=0)")
     if a.tmp_block > a.crop:
         raise ValueError(f"augment.tmp_block={a.tmp_block} is larger than augment.crop={a.crop}: TMP's grid would be one block over the "
                          f"whole image; choose augment.tmp_block ≤ augment.crop (the shipped configs use about crop/8 to crop/10)")

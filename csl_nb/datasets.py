@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'UNLABELED_PAD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MODES', 'VIEWS', 'SPLITS_DIR', 'NUM_CLASSES',
            'AugmentConfig', 'read_split', 'available_splits', 'shipped_split', 'coco_unlabeled', 'split_pairs',
-           'missing_names', 'check_split', 'read_image', 'read_mask', 'verify_files', 'RandomRescale',
+           'missing_names', 'check_split', 'read_image', 'read_mask', 'verify_files', 'RandomRescale', 'PadRightBottom',
            'geometric_augmentation', 'normalise', 'denormalise', 'cutmix_box', 'zero_padding', 'SemiDataset',
            'embedded_datasets', 'benchmark_datasets', 'show_unlabeled_views']
 
@@ -153,10 +153,20 @@ class RandomRescale(v2.Transform):
     def transform(self, inpt, params):
         return self._call_kernel(TF.resize, inpt, params["size"], antialias=True)
 
+class PadRightBottom(v2.Transform):
+    "Pad image and masks on the right and bottom up to `size` (UniMatch's crop): image with 0, masks with `mask_fill`."
+    def __init__(self, size:int, mask_fill:int):
+        super().__init__(); self.size, self.mask_fill = size, mask_fill
+    def make_params(self, flat_inputs):
+        height, width = TF.get_size(next(x for x in flat_inputs if isinstance(x, tv_tensors.Image)))
+        return dict(padding=[0, 0, max(self.size - width, 0), max(self.size - height, 0)])   # left, top, right, bottom
+    def transform(self, inpt, params):
+        fill = self.mask_fill if isinstance(inpt, tv_tensors.Mask) else 0
+        return self._call_kernel(TF.pad, inpt, params["padding"], fill=fill)
+
 def geometric_augmentation(config:AugmentConfig, mask_fill:int) -> v2.Compose:
-    "Random rescale, crop S with padding (image 0, masks `mask_fill`) and horizontal flip, applied jointly."
-    return v2.Compose([RandomRescale(config.scale_range),
-                       v2.RandomCrop(config.crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: mask_fill}),
+    "Random rescale, pad right/bottom to S (image 0, masks `mask_fill`), random S×S crop and horizontal flip, applied jointly."
+    return v2.Compose([RandomRescale(config.scale_range), PadRightBottom(config.crop, mask_fill), v2.RandomCrop(config.crop),
                        v2.RandomHorizontalFlip(config.hflip_p)])
 
 # %% ../nbs/05_data.ipynb #14fced04
