@@ -7,24 +7,27 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'INCIDENTAL', 'COLOURS', 'SELECTION_SETS', '
            'PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CANDIDATES', 'DEPTH_BASE',
            'DEPTH_CANDIDATES', 'Protocol', 'protocol_keys', 'whole_numbers', 'protocol_with', 'scene_keys',
            'protocol_data', 'warm_config', 'variant_config', 'run_variant', 'variant_runs', 'protocol_configs',
-           'train_all', 'threads_per_job', 'run_protocol', 'results_rows', 'paired_difference', 't_interval',
-           'interval_outcome', 'verdict', 'results_markdown', 'selection_trace', 'protocol_markdown', 'write_results',
-           'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'top_confidence',
-           'selection_scores', 'equal_coverage', 'precision_coverage', 'selection_quality',
-           'selection_quality_markdown', 'plot_selection_quality', 'save_figure', 'analysis_figures', 'trained_model',
-           'selection_quality_report', 'benchmark', 'demo', 'bench', 'protocol_runs', 'plot_protocol', 'protocol',
-           'RegimeCriteria', 'regime_protocols', 'train_plans', 'regime_runs', 'regime_figures', 'regime_check',
-           'regime_verdict', 'regime_markdown', 'plot_regime', 'read_history', 'logged_runs', 'regime', 'regime_report',
-           'BenchBudget', 'passes', 'bench_minutes', 'choose_depth', 'depth_markdown']
+           'train_all', 'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'results_rows',
+           'paired_difference', 't_interval', 'interval_outcome', 'verdict', 'results_markdown', 'selection_trace',
+           'protocol_markdown', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap',
+           'plot_qualitative', 'top_confidence', 'selection_scores', 'equal_coverage', 'precision_coverage',
+           'selection_quality', 'selection_quality_markdown', 'plot_selection_quality', 'save_figure',
+           'analysis_figures', 'trained_model', 'selection_quality_report', 'read_history', 'run_log_folder',
+           'logged_history', 'keep_run', 'benchmark', 'bench_report', 'kept_quality_report', 'demo', 'bench',
+           'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_protocols', 'train_plans',
+           'regime_runs', 'regime_figures', 'regime_check', 'regime_verdict', 'regime_markdown', 'plot_regime',
+           'logged_runs', 'regime', 'regime_report', 'BenchBudget', 'passes', 'bench_minutes', 'choose_depth',
+           'depth_markdown']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
-import csv, json, multiprocessing, os, signal, statistics, textwrap
+import csv, json, multiprocessing, os, shutil, signal, statistics, textwrap, time
 from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
 from dataclasses import dataclass, fields, replace, asdict
 from pathlib import Path
 import numpy as np
 import torch
+import yaml
 from .overlap import pixel_table, plot_confidence_histograms
 from .dispersion import csl_select, plot_selection
 from .trusted_mask import hide_reliable, block_mask
@@ -139,16 +142,44 @@ def protocol_configs(out:Path, protocol:Protocol, overrides:dict=None, variants=
 
 def train_all(configs:list, jobs:int=1) -> list:
     "`run_variant` of every config, in order; with jobs > 1, that many at once in fresh processes (a GPU trains several small models side by side)."
-    if jobs <= 1 or len(configs) <= 1: return [run_variant(cfg) for cfg in configs]
-    if any(cfg.workers for cfg in configs):   # seen here: a loader's worker processes hang at shutdown inside the pool's processes
+    histories = train_runs(configs, jobs)
+    return [histories[i] for i in range(len(configs))]
+
+def run_estimate(walls:dict, cfg:TrainConfig) -> float:
+    "Seconds the next run should take: the longest finished run of its kind (supervised or not), else of any kind, else 0."
+    kind = cfg.method == "supervised"
+    return max(walls.get(kind) or [w for ws in walls.values() for w in ws] or [0.0])
+
+def train_runs(configs:list, jobs:int=1, minutes:float=None, finished=None) -> dict:
+    """`run_variant` of the configs in order, `jobs` at a time (jobs > 1: fresh processes); {index: history} of those that ran.
+    With `minutes`, a run is started only if it should end within them (estimated from the runs finished so far); `finished(cfg)` after each."""
+    if jobs > 1 and any(cfg.workers for cfg in configs):   # seen: a loader's worker processes hang at shutdown inside the pool's processes
         raise ValueError("--jobs > 1 trains each run in a process of its own: leave workers at 0 (data loading in that process)")
-    with threads_per_job(jobs), ProcessPoolExecutor(min(jobs, len(configs)), mp_context=multiprocessing.get_context("spawn"),
+    start, walls, histories, pending = time.monotonic(), {}, {}, list(enumerate(configs))
+    fits = lambda cfg: minutes is None or time.monotonic() - start + run_estimate(walls, cfg) <= 60 * minutes
+    def done(i, began, history):
+        histories[i] = history; walls.setdefault(configs[i].method == "supervised", []).append(time.monotonic() - began)
+        if finished: finished(configs[i])
+    if jobs <= 1:
+        while pending and fits(pending[0][1]):
+            (i, cfg), began = pending.pop(0), time.monotonic()
+            done(i, began, run_variant(cfg))
+        return histories
+    with threads_per_job(jobs), ProcessPoolExecutor(min(jobs, len(configs) or 1), mp_context=multiprocessing.get_context("spawn"),
                                                     initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        try: return list(pool.map(run_variant, configs))
+        running = {}
+        try:
+            while pending or running:
+                while pending and len(running) < jobs and fits(pending[0][1]):
+                    i, cfg = pending.pop(0); running[pool.submit(run_variant, cfg)] = (i, time.monotonic())
+                if not running: break
+                finished_now, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished_now: done(*running.pop(future), future.result())
         except KeyboardInterrupt:   # Ctrl-C reaches this process alone (the runs ignore it): stop them, their checkpoints are whole
             pool.shutdown(wait=False, cancel_futures=True)
             for child in multiprocessing.active_children(): child.terminate()
             raise
+    return histories
 
 @contextmanager
 def threads_per_job(jobs:int):
@@ -306,8 +337,8 @@ def plot_curves(runs:dict):
     fig, axes = plt.subplots(len(splits), 4, figsize=(16, 3.4 * len(splits)), squeeze=False)
     for row, split in zip(axes, splits):
         seeds = [histories for (s, _), histories in runs.items() if s == split]
-        for name in seeds[0]:
-            histories = [h[name] for h in seeds]
+        for name in dict.fromkeys(name for h in seeds for name in h):   # a partial bench may lack a variant on some seeds
+            histories = [h[name] for h in seeds if name in h]
             offset = -sum(r["steps"] for r in histories[0]) if name == "warm" else 0
             _band(row[0], _steps(histories[0], offset), [[100 * r["val"]["miou"] for r in h] for h in histories], COLOURS.get(name, "k"), name)
             if histories[0][0].get("pseudo_labels"):
@@ -499,26 +530,93 @@ def selection_quality_report(report:Path, out:Path, protocol:Protocol, overrides
     (Path(report) / "selection_quality.json").write_text(json.dumps(scores, indent=1))
     save_figure(plot_selection_quality(scores, curves), Path(report) / "selection_quality.png")
 
+def read_history(folder:Path) -> list:
+    "A run's per-epoch records from its log.jsonl, for a run that stopped before its last epoch too ([] when it never finished one)."
+    log = Path(folder) / "log.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+def run_log_folder(report:Path, cfg:TrainConfig) -> Path:
+    "Where a report keeps a finished run's log and config: report/logs/ and the run folder's last three parts (split, seed, name)."
+    return Path(report) / "logs" / Path(*Path(cfg.out).parts[-3:])
+
+def logged_history(folder:Path, cfg:TrainConfig):
+    "The history of a run logged whole in `folder` under `cfg` (incidental settings and the runs folder's locations aside), else None."
+    history = read_history(folder)
+    if len(history) != cfg.epochs or not (folder / "config.yaml").is_file(): return None
+    differences = config_differences(yaml.safe_load((folder / "config.yaml").read_text()), config_dict(cfg))
+    return history if all(d.split(":")[0] in INCIDENTAL + ("out", "init_checkpoint") for d in differences) else None
+
+def keep_run(report:Path, cfg:TrainConfig, name:str, quality:bool, count:int=256):
+    "Copy a finished run's log and config into the report; with `quality`, its model's equal-coverage scores and curves too."
+    folder = run_log_folder(report, cfg); folder.mkdir(parents=True, exist_ok=True)
+    for file in ("log.jsonl", "config.yaml"): shutil.copyfile(run_folder(cfg) / file, folder / file)
+    if not quality: return
+    dataset = embedded_datasets(cfg.augment, cfg.embedded)["unlabeled"]
+    scores, curves = selection_quality({name: trained_model(cfg)}, dataset, selector_options(cfg), count, cfg.tau)
+    curves = {part: [np.asarray(a).tolist() for a in pair] for part, pair in curves[name].items()}
+    (folder / "selection_quality.json").write_text(json.dumps(dict(scores=scores[name], curves=curves)))
+
 def benchmark(out:Path, protocol:Protocol, overrides:dict=None, report:Path=None, variants=tuple(VARIANTS), analysis:bool=False,
-              jobs:int=1) -> list:
-    "Run a protocol (`jobs` runs at a time), write its report (table, trace, CSV, histories, curves; with `analysis`, the CSL model's figures); the rows."
+              jobs:int=1, minutes:float=None, from_logs:bool=False) -> list:
+    """Run a protocol (`jobs` runs at a time) and write its report from the runs kept in report/logs; the rows.
+    Runs already kept there are not trained again, so a bench advances in pieces: `minutes` starts only runs that should end within
+    them (after the warm starts they need), and `from_logs` trains nothing. With `analysis`, the first CSL model's figures too."""
     report = Path(report or out)
-    runs = run_protocol(out, protocol, overrides, variants, jobs)
+    warm, rest = protocol_configs(out, protocol, overrides, variants)
+    first = (protocol.splits[0], protocol.seeds[0])
+    if not from_logs:
+        names = {id(cfg): name for cfg, (_, _, name) in zip(rest, variant_runs(protocol, variants))}
+        todo = [cfg for cfg in rest if logged_history(run_log_folder(report, cfg), cfg) is None]
+        needed = [cfg for cfg in warm if (cfg.embedded.labeled, cfg.seed) in {(run.embedded.labeled, run.seed) for run in todo}]
+        train_all(needed, jobs)   # the warm starts the runs still to train start from, outside the time limit
+        for cfg in needed: keep_run(report, cfg, "warm start", quality=(cfg.embedded.labeled, cfg.seed) == first)
+        keep = lambda cfg: keep_run(report, cfg, names[id(cfg)], quality=(cfg.embedded.labeled, cfg.seed) == first and cfg.method != "supervised")
+        train_runs(todo, jobs, minutes, keep)
+    rows = bench_report(report, protocol, warm, rest, variants)
+    if analysis and "csl" in variants and not from_logs:
+        analysis_figures(report, variant_config("csl", out, *first, protocol, overrides))
+    return rows
+
+def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
+    "results.md (marked partial while runs are missing), results.csv, runs.json, curves.png and the equal-coverage files from report/logs."
+    runs, missing = {}, []
+    for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants)):
+        history = logged_history(run_log_folder(report, cfg), cfg)
+        if history is None: missing.append(f"{name} (split {split}, seed {seed})")
+        else: runs.setdefault((split, seed), {})[name] = history
+    if not runs: raise FileNotFoundError(f"{report / 'logs'}: no finished run of this protocol is kept there yet")
+    warm = {(cfg.embedded.labeled, cfg.seed): logged_history(run_log_folder(report, cfg), cfg) for cfg in warm}
+    runs = {key: {**({"warm": warm[key]} if warm.get(key) else {}), **{name: runs[key][name] for name in variants if name in runs[key]}}
+            for key in protocol_keys(protocol) if key in runs}
     rows = results_rows(runs)
     write_results(rows, runs, report, protocol)
+    if missing:
+        text = (report / "results.md").read_text()
+        note = f"**Partial: {len(configs) - len(missing)} of {len(configs)} runs finished.** Not yet run: {', '.join(missing)}.\n\n"
+        (report / "results.md").write_text(note + text)
     save_figure(plot_curves(runs), report / "curves.png")
-    selection_quality_report(report, out, protocol, overrides, variants)
-    if analysis and "csl" in variants:
-        analysis_figures(report, variant_config("csl", out, protocol.splits[0], protocol.seeds[0], protocol, overrides))
+    kept_quality_report(report, protocol)
     return rows
+
+def kept_quality_report(report:Path, protocol:Protocol):
+    "selection_quality.md, .json and .png from the equal-coverage files kept beside the first split and seed's runs."
+    kept = sorted((Path(report) / "logs" / f"split-{protocol.splits[0]}" / f"seed-{protocol.seeds[0]}").glob("*/selection_quality.json"))
+    if not kept: return
+    saved = {"warm start" if file.parent.name == "warm" else file.parent.name: json.loads(file.read_text()) for file in kept}
+    order = [name for name in ("warm start", *VARIANTS) if name in saved]
+    scores, curves = {n: saved[n]["scores"] for n in order}, {n: {part: tuple(map(np.asarray, pair)) for part, pair in saved[n]["curves"].items()} for n in order}
+    (Path(report) / "selection_quality.md").write_text(selection_quality_markdown(scores))
+    (Path(report) / "selection_quality.json").write_text(json.dumps(scores, indent=1))
+    save_figure(plot_selection_quality(scores, curves), Path(report) / "selection_quality.png")
 
 def demo(out:Path="runs/demo", overrides:dict=None, report:Path=None, protocol:Protocol=DEMO, variants=DEMO_VARIANTS, jobs:int=1) -> list:
     "The README's main job: the smallest split, one seed, supervised, UniMatch, threshold and CSL, with the analysis figures."
     return benchmark(out, protocol, overrides, report, variants, analysis=True, jobs=jobs)
 
-def bench(out:Path="runs/bench", overrides:dict=None, report:Path=None, protocol:Protocol=BENCH, variants=tuple(VARIANTS), jobs:int=1) -> list:
-    "Every split and seed of the protocol: the miniature of the paper's table."
-    return benchmark(out, protocol, overrides, report, variants, jobs=jobs)
+def bench(out:Path="runs/bench", overrides:dict=None, report:Path=None, protocol:Protocol=BENCH, variants=tuple(VARIANTS), jobs:int=1,
+          minutes:float=None, from_logs:bool=False) -> list:
+    "Every split and seed of the protocol, the miniature of the paper's table; resumable in pieces (see `benchmark`)."
+    return benchmark(out, protocol, overrides, report, variants, jobs=jobs, minutes=minutes, from_logs=from_logs)
 
 # %% ../nbs/09_benchmark.ipynb #e0c0f002
 PROTOCOL_CANDIDATES = {
@@ -694,11 +792,6 @@ def plot_regime(results_runs:dict):
     fig.tight_layout()
     return fig
 
-def read_history(folder:Path) -> list:
-    "A run's per-epoch records from its log.jsonl, for a run that stopped before its last epoch too ([] when it never finished one)."
-    log = Path(folder) / "log.jsonl"
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
-
 def logged_runs(out:Path, candidate:Protocol, overrides:dict=None, ceiling:int=CEILING) -> tuple:
     "A candidate's runs read from their logs, supervised and unimatch cut to the epochs every one of them reached: (runs, epochs)."
     (folder, small, pair), (top_folder, top_protocol, alone) = regime_protocols(out, candidate, ceiling)
@@ -764,8 +857,8 @@ def passes(protocol:Protocol) -> float:
     return protocol.epochs * protocol.iters * protocol.batch / protocol.unlabeled
 
 def bench_minutes(runs:dict, protocol:Protocol, budget:BenchBudget=BenchBudget()) -> float:
-    "The bench's wall minutes at a candidate's protocol, from its supervised and UniMatch runs' logged seconds per step."
-    step = lambda name: statistics.mean(r["seconds_per_step"] for history in runs[name] for r in history)
+    "The bench's wall minutes at a candidate's protocol, from its supervised and UniMatch runs' fastest logged epoch (other work only slows one)."
+    step = lambda name: statistics.mean(min(r["seconds_per_step"] for r in history) for history in runs[name])
     semi = step("unimatch")
     lane_seconds = protocol.epochs * protocol.iters * (budget.core_seeds * (step("supervised") + 2 * semi) + budget.ablation_seeds * 2 * semi)
     return lane_seconds / budget.lanes / 60

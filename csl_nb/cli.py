@@ -208,8 +208,9 @@ def run_benchmark(args, run, protocol, gpu_protocol) -> str:
     "The `demo` and `bench` subcommands: train the protocol's runs (`--device cuda`: the GPU protocol), write the report, return its table."
     protocol, overrides = protocol_with(gpu_protocol if args.device == "cuda" else protocol, device_overrides(args))
     report = Path(args.report or args.out)
-    check = announce_fingerprint(args)
-    run(args.out, overrides, report, protocol, jobs=args.jobs)
+    pieces = dict(minutes=args.minutes, from_logs=args.from_logs) if args.command == "bench" else {}
+    check = None if pieces.get("from_logs") else announce_fingerprint(args)
+    run(args.out, overrides, report, protocol, jobs=args.jobs, **pieces)
     write_provenance(report, args.argv, check)
     return (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0] + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
 
@@ -237,6 +238,10 @@ def add_benchmark(commands, name:str, help:str, protocol, on_gpu:str):
     p.add_argument("--report", type=Path, help="folder for the table and figures (default: the runs folder)")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help=f"override a protocol field ({', '.join(protocol.__dataclass_fields__)}) or a config field")
     add_kernels_flag(p); add_device_flags(p, on_gpu, jobs=BENCHMARK_JOBS)
+    if name == "bench":   # a bench advances in pieces: each finished run is kept in REPORT/logs and never trained again
+        p.add_argument("--minutes", type=float, help="start only the runs that should end within this many minutes (a short GPU "
+                       "allocation, a CPU session); the report is marked partial until every run is kept")
+        p.add_argument("--from-logs", action="store_true", help="train nothing: the report from the runs kept in REPORT/logs")
 
 BENCHMARK_JOBS = 2   # demo and bench: two runs at once, one thread each, ran 1.3× faster on 2 cores than one run on two threads
 
