@@ -5,14 +5,16 @@
 # %% auto #0
 __all__ = ['confidence_features', 'residual_dispersion', 'check_probabilities', 'csl_weights', 'csl_select',
            'compiled_csl_select', 'threshold_weights', 'reference_csl_weights', 'CSLSelection', 'hide_reliable',
-           'block_mask']
+           'block_mask', 'audit', 'Audit']
 
 # %% ../nbs/99_api.ipynb #5659f4b4
 __version__ = "0.1.0"
 from .dispersion import (confidence_features, residual_dispersion, check_probabilities, csl_weights, csl_select,
                                compiled_csl_select, threshold_weights, reference_csl_weights, CSLSelection)
 from .trusted_mask import hide_reliable, block_mask
+from .audit import audit, Audit
 
 # %% ../nbs/99_api.ipynb #f830ec28
 _all_ = ["confidence_features", "residual_dispersion", "check_probabilities", "csl_weights", "csl_select", "compiled_csl_select",
-         "threshold_weights", "reference_csl_weights", "CSLSelection", "hide_reliable", "block_mask"]
+         "threshold_weights", "reference_csl_weights", "CSLSelection", "hide_reliable", "block_mask",
+         "audit", "Audit"]

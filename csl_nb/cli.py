@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['TENSOR_SUFFIXES', 'PINNED_KERNELS', 'PINNED_THREADS', 'PINNED_COMMANDS', 'BENCHMARK_JOBS', 'COMMANDS', 'load_tensor',
            'save_like', 'check_single_image', 'load_selection_inputs', 'selection_summary', 'selection_options',
-           'run_select', 'overview_figure', 'run_selector_demo', 'parse_overrides', 'train_config', 'run_train',
-           'kernels_pinned', 'pin_cpu_kernels', 'provenance', 'write_provenance', 'announce_fingerprint',
-           'device_overrides', 'run_benchmark', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags',
-           'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce',
-           'build_parser', 'run_regime', 'check_out_folders', 'resume_command', 'interrupted_message', 'main']
+           'run_select', 'overview_figure', 'run_selector_demo', 'load_labels', 'run_audit', 'add_audit',
+           'parse_overrides', 'train_config', 'run_train', 'kernels_pinned', 'pin_cpu_kernels', 'provenance',
+           'write_provenance', 'announce_fingerprint', 'device_overrides', 'run_benchmark', 'add_select',
+           'add_selector_demo', 'add_benchmark', 'add_device_flags', 'add_kernels_flag', 'add_protocol', 'add_regime',
+           'add_train', 'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime', 'check_out_folders',
+           'resume_command', 'interrupted_message', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
 import argparse, json, os, platform, subprocess, sys
@@ -21,6 +22,7 @@ matplotlib.use("Agg")  # files only: the CLI never opens a window
 import csl_nb
 from .overlap import synthetic_predictions, pixel_table, threshold_report, format_report, plot_confidence_histograms
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
+from .audit import audit, check_labels
 from .config import load_config, METHODS
 from .train import train, use_all_cores, TrainingDiverged, run_folder, read_checkpoint
 from .benchmark import (demo, bench, protocol, regime, protocol_with, DEMO, BENCH, BENCH_GPU, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES,
@@ -136,6 +138,40 @@ def run_selector_demo(args) -> str:
     (out/"overlap.md").write_text(report)
     fig = overview_figure(sp); fig.savefig(out/"overview.png", dpi=90, bbox_inches="tight"); plt.close(fig)
     return report
+
+# %% ../nbs/90_cli.ipynb #8d31c807
+def load_labels(path:Path, probs:torch.Tensor) -> torch.Tensor:
+    "Ground-truth labels from a file as B×H×W integers (H×W for one image), checked against the probabilities."
+    labels = load_tensor(path, key="labels")
+    if labels.ndim == 2: labels = labels[None]
+    try: check_labels(labels, probs)
+    except (TypeError, ValueError) as error: raise ValueError(f"{path}: {error}") from None
+    return labels
+
+def run_audit(args) -> str:
+    "The `audit` subcommand: CSL's reliable set against top-c at equal coverage, as audit.md, audit.json and audit.png."
+    import matplotlib.pyplot as plt
+    probs, valid = load_selection_inputs(args.probs, args.valid)
+    result = audit(probs, load_labels(args.labels, probs), valid, tau=args.tau, background=args.background, **selection_options(args))
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    table = result.markdown(args.name)
+    (out / "audit.md").write_text(table); (out / "audit.json").write_text(json.dumps(result.scores, indent=1))
+    fig = result.figure(args.name); fig.savefig(out / "audit.png", dpi=90, bbox_inches="tight"); plt.close(fig)
+    return table + f"\nwrote {out}: audit.md, audit.json, audit.png"
+
+def add_audit(commands):
+    p = commands.add_parser("audit", help="CSL's reliable pixels against as many top-confidence pixels, on your model's saved predictions")
+    p.add_argument("probs", type=Path, help="B×K×H×W (or K×H×W) softmax probabilities, .pt or .npy")
+    p.add_argument("labels", type=Path, help="B×H×W (or H×W) ground-truth labels, 255 where unlabelled, .pt or .npy")
+    p.add_argument("valid", type=Path, nargs="?", help="B×H×W bool mask of pixels that count (default: all)")
+    p.add_argument("--out", type=Path, required=True, help="folder for audit.md, audit.json, audit.png")
+    p.add_argument("--name", default="model", help="the model's name in the table and figure")
+    p.add_argument("--tau", type=float, default=0.95, help="the fixed threshold listed beside CSL (default 0.95)")
+    p.add_argument("--background", type=int, default=0, help="the background class, left out of the foreground scores (default 0)")
+    p.add_argument("--alpha", type=float, default=8.0, help="soft-weight fall-off α (default 8)")
+    p.add_argument("--dispersion", choices=DISPERSIONS, default="reference", help="residual dispersion form")
+    p.add_argument("--confidence-scaling", action="store_true", help="r = scale·g(c)·v instead of CSL's r = v")
+    p.add_argument("--scale", type=float, default=1.0, help="a in r = a·g(c)·v (with --confidence-scaling)")
 
 # %% ../nbs/90_cli.ipynb #f9160bea
 def parse_overrides(pairs:list) -> dict:
@@ -298,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csl_nb", description="Confidence Separable Learning (CSL), as a library and tools.")
     parser.add_argument("--version", action="version", version=f"csl_nb {csl_nb.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_select(commands); add_selector_demo(commands); add_train(commands); add_evaluate(commands); add_reproduce(commands)
+    add_select(commands); add_selector_demo(commands); add_audit(commands); add_train(commands); add_evaluate(commands); add_reproduce(commands)
     add_benchmark(commands, "demo", "the embedded benchmark's smallest split, one seed, four variants (minutes on a CPU)", DEMO, "the same protocol")
     add_benchmark(commands, "bench", "the embedded benchmark: two splits, five seeds on the smallest, three on the other; mean ± std and CSL's paired intervals", BENCH, "the GPU protocol, longer and with more seeds")
     add_protocol(commands); add_regime(commands)
@@ -344,6 +380,7 @@ def interrupted_message(args) -> str:
 COMMANDS = {
     "select": lambda args: json.dumps(run_select(args), indent=1) + f"\nwrote {args.out}",
     "selector-demo": lambda args: run_selector_demo(args) + f"\nwrote {args.out}/overlap.md and {args.out}/overview.png",
+    "audit": run_audit,
     "demo": lambda args: run_benchmark(args, demo, DEMO, DEMO),
     "bench": lambda args: run_benchmark(args, bench, BENCH, BENCH_GPU),
     "protocol": lambda args: protocol(args.out, args.report, args.bench) + f"\nwrote {args.report or args.out}: protocol.md, protocol.png, runs.json",
