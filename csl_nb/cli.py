@@ -25,8 +25,8 @@ from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selecti
 from .audit import audit, check_labels
 from .config import load_config, METHODS
 from .train import train, use_all_cores, TrainingDiverged, run_folder, read_checkpoint
-from .benchmark import (demo, bench, protocol, regime, protocol_with, DEMO, BENCH, BENCH_GPU, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES,
-                           DEPTH_CANDIDATES, BenchBudget)
+from .benchmark import demo, bench, protocol_with, DEMO, BENCH, BENCH_GPU
+from .regime import protocol, regime, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES, DEPTH_CANDIDATES, BenchBudget
 from .fingerprint import fingerprint_check, cpu_name
 from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
 
