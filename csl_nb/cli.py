@@ -28,7 +28,7 @@ from .train import train, use_all_cores, TrainingDiverged, run_folder, read_chec
 from .benchmark import demo, bench, protocol_with, DEMO, BENCH, BENCH_GPU
 from .regime import protocol, regime, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES, DEPTH_CANDIDATES, BenchBudget
 from .fingerprint import fingerprint_check, cpu_name
-from .reproduce import reproduce, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
+from .reproduce import reproduce, run_table, RunStopped, evaluate_checkpoint, format_iou_table, TABLES, PUBLISHED, REPRODUCED_METHODS
 
 # %% ../nbs/90_cli.ipynb #50eb5ac6
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
@@ -328,6 +328,11 @@ def add_reproduce(commands):
     p.add_argument("--runs", default="runs", help="where the table's runs are (default runs)")
     p.add_argument("--method", nargs="+", default=list(REPRODUCED_METHODS), choices=METHODS, help="methods to print and collect (default: csl unimatch supervised)")
     p.add_argument("--published", type=Path, default=PUBLISHED, help="your copy of published.yaml (default: the shipped one)")
+    p.add_argument("--run", action="store_true", help="train the table's runs one after the other (finished ones skipped, stopped ones "
+                   "resumed), then print the table")
+    p.add_argument("--gpus", type=int, help="with --run: GPUs per run, torchrun when more than one (default: the paper's 4)")
+    p.add_argument("--splits", nargs="+", help="with --run: only these splits of the table")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", default=[], help="with --run: config overrides for every run")
 
 def build_parser() -> argparse.ArgumentParser:
     "The `csl_nb` argument parser with its subcommands."
@@ -387,7 +392,8 @@ COMMANDS = {
     "regime": run_regime,
     "train": lambda args: json.dumps(run_train(args)),
     "evaluate": lambda args: format_iou_table(evaluate_checkpoint(args.checkpoint, args.mode, args.data_root)),
-    "reproduce": lambda args: reproduce(args.table, args.data_root, args.runs, args.method, args.published),
+    "reproduce": lambda args: (run_table(args.table, args.data_root, args.runs, args.method, args.gpus, args.splits, args.set) if args.run
+                               else reproduce(args.table, args.data_root, args.runs, args.method, args.published)),
 }
 
 def main(argv=None):
@@ -401,7 +407,7 @@ def main(argv=None):
         if as_program and args.command in PINNED_COMMANDS and not args.native_kernels: pin_cpu_kernels(args.argv)
         use_all_cores()
         print(COMMANDS[args.command](args))
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, TrainingDiverged) as error:  # bad input: one line, status 2
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, TrainingDiverged, RunStopped) as error:  # bad input: one line, status 2
         parser.exit(2, f"csl_nb {args.command}: error: {error}\n")
     except KeyboardInterrupt:   # Ctrl-C: what is saved, and the command that continues
         parser.exit(130, f"csl_nb {args.command}: {interrupted_message(args)}\n")

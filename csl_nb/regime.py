@@ -90,11 +90,11 @@ REGIME_CANDIDATES = {
                                                             epochs=4, iters=125, batch=8),
     "groups, 30 labelled, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups", unlabeled=1000,
                                                                          warm_epochs=4, warm_iters=125, epochs=4, iters=125, batch=8),
-    # added after the GPU candidates below: there UniMatch gained only without the warm start
+    # without the warm start: on the GPU candidates below, UniMatch gained only without it
     "groups, 30 labelled, 1 000 unlabelled, no warm start, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups",
                                                                                       unlabeled=1000, warm_epochs=0, epochs=4, iters=125,
                                                                                       batch=8, lr=0.01),
-    # added after the GPU candidates too: the last lever, the scene against the output stride. Half the canvas at stride 8 keeps
+    # the scene against the output stride. Half the canvas at stride 8 keeps
     # the encoder's 4×4 map and the items' size in its cells, and cost 0.70 s per UniMatch step at 8 + 8 against 1.07 s (2 threads,
     # `csl_nb train` for 40 steps, before choosing): the first is the row above with only the scene changed, the second spends
     # the saving on twice the passes

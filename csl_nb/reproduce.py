@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['TABLES', 'PUBLISHED', 'REPRODUCED_METHODS', 'PREPARE', 'MEASURED_MEMORY', 'load_published', 'per_gpu_batch',
-           'table_commands', 'missing_files', 'check_table_data', 'collect_table', 'memory_note', 'reproduce',
-           'evaluate_checkpoint', 'format_iou_table']
+           'train_argv', 'table_commands', 'missing_files', 'check_table_data', 'collect_table', 'memory_note',
+           'reproduce', 'RunStopped', 'run_finished', 'run_table', 'run_cost', 'evaluate_checkpoint',
+           'format_iou_table']
 
 # %% ../nbs/10_reproduce.ipynb #f0a10004
-import json
+import json, subprocess, sys
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,8 +17,9 @@ import yaml
 from .embedded import ASSETS
 from .datasets import split_pairs, missing_names
 from .evaluate import evaluate
-from .config import TrainConfig, config_from_dict
-from .train import build_datasets, model_from_config, read_checkpoint, load_weights, val_batch_size
+from .config import TrainConfig, config_from_dict, load_config
+from .checkpoint import read_checkpoint, load_weights
+from .train import build_datasets, model_from_config, val_batch_size
 
 # %% ../nbs/10_reproduce.ipynb #0f612c42
 TABLES = {
@@ -48,28 +50,34 @@ def per_gpu_batch(table:str) -> int:
     spec = TABLES[table]
     return 16 // spec["gpus"] if spec["dataset"] == "pascal" else 2
 
+def train_argv(table:str, data_root:str, split:str, runs:str="runs", method:str="csl", gpus:int=None, overrides:list=()) -> list:
+    "One run's command line: torchrun on `gpus` GPUs (default: the paper's), or one process accumulating to the same total batch."
+    spec, batch = TABLES[table], per_gpu_batch(table)
+    gpus = spec["gpus"] if gpus is None else gpus
+    launcher = ["python"] if gpus <= 1 else ["torchrun", "--nproc_per_node", str(gpus)]
+    accumulation = spec["gpus"] // max(gpus, 1)
+    return [*launcher, "-m", "csl_nb.cli", "train", "--config", spec["config"], "--method", method, "--out", f"{runs}/{table}/{method}-{split}",
+            "--set", f"split={split}", f"data_root={data_root}", f"batch_size={batch}", *([f"accumulation={accumulation}"] if accumulation > 1 else []),
+            *overrides]
+
 def table_commands(table:str, data_root:str, runs:str="runs", method:str="csl", single_gpu:bool=False) -> list:
     "The training command of every split of a paper table: torchrun on the paper's GPUs, or one GPU accumulating to the same total batch."
-    spec, batch = TABLES[table], per_gpu_batch(table)
-    launcher = "python" if single_gpu else f"torchrun --nproc_per_node {spec['gpus']}"
-    accumulate = f" accumulation={spec['gpus']}" if single_gpu else ""
-    return [f"{launcher} -m csl_nb.cli train --config {spec['config']} --method {method} --out {runs}/{table}/{method}-{split} "
-            f"--set split={split} data_root={data_root} batch_size={batch}{accumulate}" for split in spec["splits"]]
+    return [" ".join(train_argv(table, data_root, split, runs, method, 1 if single_gpu else None)) for split in TABLES[table]["splits"]]
 
-def missing_files(table:str, data_root:Path) -> tuple:
-    "(files the table's split lists name, those of them missing under `data_root`)."
+def missing_files(table:str, data_root:Path, splits:list=None) -> tuple:
+    "(files the table's split lists name, those of them missing under `data_root`); `splits`: only these of the table's."
     spec, root = TABLES[table], Path(data_root)
-    lists = [(split, mode) for split in spec["splits"] for mode in ("labeled",) + (("unlabeled",) if spec["dataset"] != "coco" else ())]
+    lists = [(split, mode) for split in splits or spec["splits"] for mode in ("labeled",) + (("unlabeled",) if spec["dataset"] != "coco" else ())]
     pairs = {pair for split, mode in lists + [("", "val")] for pair in split_pairs(spec["dataset"], split, mode, root)}
     names = {name for pair in pairs for name in pair if name}
     return names, sorted(set(missing_names(root, pairs)))
 
-def check_table_data(table:str, data_root:Path) -> list:
+def check_table_data(table:str, data_root:Path, splits:list=None) -> list:
     "What is wrong with the data folder for a table, said once with the command that prepares it (empty when ready)."
     root = Path(data_root)
     prepare = PREPARE[TABLES[table]["dataset"]].format(root=root)
     if not root.is_dir(): return [f"data folder {root} does not exist: prepare it from the official archives with `{prepare}` (see data_scripts/README.md)"]
-    names, missing = missing_files(table, root)
+    names, missing = missing_files(table, root, splits)
     if not missing: return []
     return [f"data folder {root} is incomplete: {len(missing)} of the {len(names)} files the {table} splits name are missing "
             f"(first: {missing[:3]}); prepare it with `{prepare}`"]
@@ -124,6 +132,52 @@ def reproduce(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_ME
     published = load_published(published_path)
     lines += ["", "## table (val mIoU %)", "", collect_table(table, runs, methods, published)]
     return "\n".join(lines)
+
+# %% ../nbs/10_reproduce.ipynb #5a2e973b
+class RunStopped(RuntimeError): "A run of `run_table` that exited with an error; the same command resumes it."
+
+def run_finished(folder:Path) -> bool:
+    "A run folder whose last.pt has reached its config's last epoch."
+    last = Path(folder) / "last.pt"
+    if not last.is_file(): return False
+    saved = read_checkpoint(last)
+    return saved.get("epoch", 0) >= saved["config"]["epochs"]
+
+def run_table(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_METHODS, gpus:int=None, splits:list=None,
+              overrides:list=(), python:str=sys.executable) -> str:
+    "Train every run of a paper table in sequence (finished runs skipped, stopped ones resumed), then its table so far."
+    spec = TABLES[table]
+    splits = list(splits or spec["splits"])
+    unknown = [s for s in splits if s not in spec["splits"]]
+    if unknown: raise ValueError(f"{table} has splits {spec['splits']}, not {unknown}")
+    problems = check_table_data(table, Path(data_root), splits)
+    if problems: raise FileNotFoundError(problems[0])
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    for method in methods:
+        for split in splits:
+            folder = Path(runs) / table / f"{method}-{split}"
+            if run_finished(folder): print(f"{folder}: finished, skipped", flush=True); continue
+            argv = train_argv(table, str(data_root), split, str(runs), method, gpus, list(overrides))
+            if argv[0] == "python": argv[0] = python
+            resume = ["--resume"] if (folder / "last.pt").is_file() else []
+            print(("resuming " if resume else "training ") + " ".join(argv), flush=True)
+            done = subprocess.run(argv + resume)
+            if done.returncode: raise RunStopped(f"{method} on split {split} stopped (exit status {done.returncode}); "
+                                                   f"run the same command again to resume it from {folder / 'last.pt'}")
+    return collect_table(table, runs, methods)
+
+# %% ../nbs/10_reproduce.ipynb #7828af3a
+def run_cost(table:str, split:str, path:Path=MEASURED_MEMORY) -> dict:
+    "A CSL run's optimiser steps, and its wall hours on the paper's GPUs, GPU-hours and peak memory per GPU from the measured full-size step."
+    spec = TABLES[table]
+    unlabeled = len(split_pairs(spec["dataset"], split, "unlabeled")) if spec["dataset"] != "coco" else None
+    cfg = load_config(spec["config"])
+    steps = cfg.epochs * (unlabeled // (per_gpu_batch(table) * spec["gpus"])) if unlabeled else None
+    rows = json.loads(Path(path).read_text()) if Path(path).is_file() else []
+    row = next((r for r in rows if r["config"] == spec["config"] and r["batch"] == per_gpu_batch(table) and r["device"] == "cuda"), None)
+    if row is None or steps is None: return dict(steps=steps)
+    hours = steps * row["seconds_per_step"] / 3600
+    return dict(steps=steps, hours=hours, gpu_hours=hours * spec["gpus"], peak_gb=row["peak_gb"], seconds_per_step=row["seconds_per_step"])
 
 # %% ../nbs/10_reproduce.ipynb #78b8304d
 def evaluate_checkpoint(path:Path, mode:str=None, data_root:str=None) -> dict:

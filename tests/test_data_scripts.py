@@ -175,3 +175,45 @@ def test_fashion_subset_from_idx_files(run_script, tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x09\x01"))
     done = run_script("make_fashion_subset.py", "--source", tmp_path, "--out", out)
     assert done.returncode == 2 and "not an IDX file" in done.stderr
+
+
+def pascal_archives_for(tmp_path, split="92"):
+    "VOC and SBD archives in the official layouts holding a tiny image and mask for every file `split`'s lists and val name."
+    from csl_nb.datasets import split_pairs
+    pairs = {pair for mode in ("labeled", "unlabeled") for pair in split_pairs("pascal", split, mode)} | set(split_pairs("pascal", "", "val"))
+    photo, mask = png_bytes(np.full((6, 8, 3), 120, np.uint8), "JPEG"), np.zeros((6, 8), np.uint8)
+    mask[2:4, 2:6] = 15
+    with tarfile.open(tmp_path / "VOCtrainval_11-May-2012.tar", "w") as voc:
+        for image, label in sorted(pairs):
+            add_to_tar(voc, f"VOCdevkit/VOC2012/{image}", photo)
+            if label: add_to_tar(voc, f"VOCdevkit/VOC2012/{label}", png_bytes(mask))
+    with tarfile.open(tmp_path / "benchmark.tgz", "w:gz") as sbd:
+        buffer = io.BytesIO(); savemat(buffer, {"GTcls": {"Segmentation": mask, "CategoriesPresent": np.unique(mask)}})
+        add_to_tar(sbd, "benchmark_RELEASE/dataset/cls/2008_000002.mat", buffer.getvalue())
+    return tmp_path / "VOCtrainval_11-May-2012.tar", tmp_path / "benchmark.tgz"
+
+
+@pytest.mark.slow   # 12 000 fixture files, then two tiny Pascal runs in subprocesses (about a minute)
+def test_runbook_from_archives_to_table(run_script, csl_nb, cache, tmp_path):
+    "Chapter 10's runbook on fixture archives: prepare_pascal.py, then `reproduce --run` twice (the second skips the finished run)."
+    voc, sbd = pascal_archives_for(tmp_path)
+    done = run_script("prepare_pascal.py", "--voc", voc, "--sbd", sbd, "--out", tmp_path / "pascal", "--skip-checksum")
+    assert done.returncode == 0, done.stderr
+    tiny = ["model=deeplabv3plus-mobilenetv2-light", "pretrained=false", "epochs=1", "iters_per_epoch=1", "augment.crop=16",
+            "augment.tmp_block=2", "device=cpu", "progress=false", "workers=0"]
+    run = lambda: csl_nb("reproduce", "pascal-classic", "--data-root", tmp_path / "pascal", "--runs", tmp_path / "runs", "--run",
+                         "--splits", "92", "--method", "supervised", "--gpus", "1", "--set", *tiny)
+    first = run()
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "runs" / "pascal-classic" / "supervised-92" / "last.pt").is_file()
+    row = next(line for line in first.stdout.splitlines() if line.startswith("| csl_nb supervised"))
+    assert row.split("|")[2].strip() != "n/a" and row.split("|")[3].strip() == "n/a"   # split 92 filled in, 183 not run
+    again = run()
+    assert again.returncode == 0 and "supervised-92: finished, skipped" in again.stdout
+
+
+def test_runbook_refuses_a_data_folder_missing_files(csl_nb, pascal_archives, run_script, tmp_path):
+    voc, sbd, _, _ = pascal_archives
+    run_script("prepare_pascal.py", "--voc", voc, "--sbd", sbd, "--out", tmp_path / "pascal", "--skip-checksum")
+    done = csl_nb("reproduce", "pascal-classic", "--data-root", tmp_path / "pascal", "--run", "--splits", "92")
+    assert done.returncode == 2 and "is incomplete" in done.stderr and "prepare_pascal.py" in done.stderr

@@ -181,9 +181,8 @@ def test_unimatch_step_matches_its_reference_transcription(tmp_path, cache, part
     torch.manual_seed(0)
     model = model_from_config(cfg)
     if partial:   # a threshold that keeps about half of the weak view's pixels, so that the 1[c ≥ τ] gate is exercised
-        with torch.no_grad():
-            probe = copy.deepcopy(model).train()(torch.cat([batch[0]["image"], batch[1]["weak"]]))[len(batch[0]["image"]):]
-        cfg = tiny_config(tmp_path, method="unimatch", conf_thresh=float(probe.softmax(1).amax(1).median()))
+        *_, (probs_u, _, _, _, valid_u) = package_side(copy.deepcopy(model), batch, cfg)   # the weak view's probabilities the gate reads
+        cfg = tiny_config(tmp_path, method="unimatch", conf_thresh=float(probs_u.amax(1)[valid_u].median()))
     ours, reference = copy.deepcopy(model), copy.deepcopy(model)
     loss, grads, (_, _, weights, reliable, valid) = package_side(ours, batch, cfg)
     selected = reliable[valid].float().mean()
