@@ -18,7 +18,7 @@ fast=$(seconds make test-fast)
 tests=$(seconds make test)
 minutes() { printf "%d min %02d s" $(( $1 / 60 )) $(( $1 % 60 )); }
 cat > "$repo/nbs/results/fresh_clone.md" <<TABLE
-Measured from a clean clone of $(git rev-parse --short HEAD) in a new virtual environment with an empty data cache, on
+Measured from a clean clone in a new virtual environment with an empty data cache, on
 $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d) (\`make fresh-clone\`):
 
 | command | time |
