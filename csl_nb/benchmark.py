@@ -8,7 +8,7 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'INCIDENTAL', 'BENCH', 'DEMO', 'DEMO_VARIANT
            'run_variant', 'variant_runs', 'protocol_configs', 'train_all', 'run_estimate', 'train_runs',
            'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures', 'trained_model',
            'selection_quality_report', 'read_history', 'run_log_folder', 'logged_history', 'keep_run', 'benchmark',
-           'bench_report', 'kept_quality_report', 'demo', 'bench']
+           'bench_report', 'kept_quality_report', 'demo', 'bench', 'selection_summary']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, textwrap, time
@@ -329,3 +329,17 @@ def bench(out:Path="runs/bench", overrides:dict=None, report:Path=None, protocol
           minutes:float=None, from_logs:bool=False) -> list:
     "Every split and seed of the protocol, the miniature of the paper's table; resumable in pieces (see `benchmark`)."
     return benchmark(out, protocol, overrides, report, variants, jobs=jobs, minutes=minutes, from_logs=from_logs)
+
+# %% ../nbs/09_benchmark.ipynb #r0e5000e
+def selection_summary(runs:dict) -> str:
+    "Per split and semi-supervised variant: selected, precision, mean weight, weighted precision, wrong weight (% , mean over seeds and epochs)."
+    lines = ["| split | variant | selected | precision | mean weight | weighted precision | wrong weight |", "|---|---|---|---|---|---|---|"]
+    for split in sorted({s for s, _ in runs}):
+        names = [n for n in next(h for (s, _), h in runs.items() if s == split) if n not in ("warm", "supervised")]
+        for name in names:
+            records = [r["pseudo_labels"] for (s, _), h in runs.items() if s == split for r in h[name]]
+            mean = lambda key: statistics.mean(r[key] for r in records)
+            wrong = statistics.mean(r["mean_weight"] * (1 - r["weighted_precision"]) for r in records)
+            lines.append(f"| {split} | {name} | {_pct(mean('selected'))} | {_pct(mean('precision_selected'))} | {_pct(mean('mean_weight'))} | "
+                         f"{_pct(mean('weighted_precision'))} | {_pct(wrong)} |")
+    return "\n".join(lines)

@@ -189,7 +189,7 @@ def plot_regime(results_runs:dict):
     for ax, (name, runs) in zip(axes.flat, results_runs.items()):
         for variant, histories in runs.items():
             _band(ax, _steps(histories[0]), [[100 * r["val"]["miou"] for r in h] for h in histories], COLOURS[variant], variant)
-        ax.set_title(textwrap.fill(name, 44), fontsize=11); ax.set_xlabel("step after the warm start"); ax.set_ylabel("val mIoU (%)"); ax.legend(fontsize=9)
+        ax.set_title(textwrap.fill(name, 44), fontsize=11); ax.set_xlabel("training step (after the warm start, where there is one)"); ax.set_ylabel("val mIoU (%)"); ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
