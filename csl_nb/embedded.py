@@ -182,4 +182,8 @@ def show_scenes(root:Path, split:str="labeled", count:int=6, class_names=CLASS_N
         axes[1, col].imshow(np.asarray(Image.open(Path(root) / mask_path)), cmap="tab20", vmin=0, vmax=len(class_names) - 1, interpolation="nearest")
         for ax in axes[:, col]: ax.axis("off")
     fig.suptitle(f"embedded benchmark, {split}: images (top) and derived masks (bottom)")
+    from matplotlib.patches import Patch   # which colour is which class
+    cmap, top = plt.get_cmap("tab20"), max(len(class_names) - 1, 1)
+    fig.legend(handles=[Patch(color=cmap(k / top), label=name) for k, name in enumerate(class_names)], loc="lower center",
+               ncol=min(len(class_names), 6), fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.08))
     return fig
