@@ -117,7 +117,7 @@ def overview_figure(sp):
             plot_confidence_histograms(table.conf, table.correct, ax=ax, title=f"{name} predictor: correct vs wrong", log=name == "overconfident")
         selection = csl_select(sp.overconfident, torch.ones_like(sp.target, dtype=torch.bool))
         plot_selection(selection, 0, sp.overconfident.argmax(1) == sp.target, ax=axes[2])
-        axes[2].set_title("overconfident, image 0: CSL's (c, r) regions", fontsize=11)
+        axes[2].set_title("overconfident predictor, " + axes[2].get_title(), fontsize=11)   # with its share of reliable pixels
         fig.tight_layout()
     return fig
 

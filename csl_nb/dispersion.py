@@ -302,15 +302,20 @@ def compiled_csl_select(probs:torch.Tensor, valid:torch.Tensor, *, alpha:float=8
     return as_selection(separation, features, valid)
 
 # %% ../nbs/02_residual_dispersion.ipynb #1f2d3e29
-def plot_feature_scatter(conf:torch.Tensor, disp:torch.Tensor, correct:torch.Tensor, ax=None,
-                         max_points:int=4000, seed:int=0, title:str=None):
-    "Scatter of pixels in the (c, r) plane, coloured by pseudo-label correctness (subsampled)."
+def _pixel_density(ax, c, r, correct, extent, gridsize:int=40):
+    "Hexagons of the (c, r) plane: coloured by the share of wrong pseudo-labels (given `correct`), else by the pixel count (log)."
+    common = dict(gridsize=gridsize, extent=extent, mincnt=1, linewidths=0)
+    if correct is None: return ax.hexbin(c, r, bins="log", cmap="Greys", **common), "pixels per hexagon"
+    return ax.hexbin(c, r, C=(~correct).float().numpy(), reduce_C_function=np.mean, cmap="RdYlGn_r", vmin=0, vmax=1, **common), "share of wrong pseudo-labels"
+
+def plot_feature_scatter(conf:torch.Tensor, disp:torch.Tensor, correct:torch.Tensor, ax=None, gridsize:int=40, title:str=None):
+    "Pixels in the (c, r) plane as a density: hexagons coloured by the share of wrong pseudo-labels, with a colour bar."
     import matplotlib.pyplot as plt
-    ax = ax or plt.subplots(figsize=(5, 4))[1]
-    pick = torch.randperm(len(conf), generator=torch.Generator().manual_seed(seed))[:max_points]
-    for mask, name, colour in ((~correct[pick], "wrong", "tab:red"), (correct[pick], "correct", "tab:green")):
-        ax.scatter(conf[pick][mask].numpy(), disp[pick][mask].numpy(), s=4, alpha=0.5, color=colour, label=name)
-    ax.set_xlabel("max confidence c"); ax.set_ylabel("residual dispersion r"); ax.legend(fontsize=8, markerscale=3)
+    ax = ax or plt.subplots(figsize=(5.4, 4.2))[1]
+    extent = (float(conf.min()), 1.0, 0.0, float(disp.max()) * 1.05 if disp.max() > 0 else 1.0)
+    density, label = _pixel_density(ax, conf.numpy(), disp.numpy(), correct, extent, gridsize)
+    ax.figure.colorbar(density, ax=ax, label=label, fraction=0.046, pad=0.03)
+    ax.set_xlabel("max confidence c"); ax.set_ylabel("residual dispersion r")
     if title: ax.set_title(title, fontsize=11)
     return ax
 
@@ -333,41 +338,56 @@ def cluster_boundary(selection:CSLSelection, image:int, c_range:tuple) -> list:
     return lines
 
 # %% ../nbs/02_residual_dispersion.ipynb #33e49b4f
+def _draw_regions(ax, selection, image, c_range, r_range, alpha):
+    "The w = 1 region (shaded), the w = 1 and w = 0.5 edges, the cluster boundary and the reliable centre."
+    grid = _weight_grid(selection, image, c_range, r_range, alpha)
+    ax.contourf(*grid, levels=[0.999, 1.001], colors=["tab:blue"], alpha=0.25)
+    ax.contour(*grid, levels=[0.5, 0.999], colors=["tab:orange", "k"], linewidths=1.5)
+    for cs, rs in cluster_boundary(selection, image, c_range): ax.plot(cs, rs, color="tab:purple", lw=1.5, ls=":")
+    ax.plot(*selection.mean[image].cpu().numpy(), marker="*", ms=13, color="k", mec="w", ls="none")
+    ax.set_xlim(*c_range); ax.set_ylim(*r_range)
+
 def plot_selection(selection:CSLSelection, # a computed selection (e.g. `csl_select`)
                    image:int=0,             # which image of the batch
-                   correct:torch.Tensor=None, # B×H×W bool: colour pixels by correctness (else by weight)
-                   ax=None, max_points:int=3000, alpha:float=8.0): # alpha: the α the selection used
-    "One image's pixels in the (c, r) plane with CSL's decision regions."
+                   correct:torch.Tensor=None, # B×H×W bool: colour by the share of wrong pseudo-labels (else by pixel count)
+                   ax=None, alpha:float=8.0, # alpha: the α the selection used
+                   inset:bool=True):        # zoom into the reliable pixels, where the mass is
+    "One image's pixels in the (c, r) plane as a density, with CSL's decision regions and the share of reliable pixels in the title."
     import matplotlib.pyplot as plt
-    ax = ax or plt.subplots(figsize=(5, 4))[1]
+    ax = ax or plt.subplots(figsize=(5.4, 4.6))[1]
     keep = ~selection.conf[image].isnan().cpu()
     c, r = selection.conf[image].cpu()[keep], selection.disp[image].cpu()[keep]
-    if correct is None:
-        pick = torch.randperm(len(c), generator=torch.Generator().manual_seed(0))[:max_points]
-        points = ax.scatter(c[pick].numpy(), r[pick].numpy(), s=4, c=selection.weights[image].cpu()[keep][pick].numpy(), cmap="viridis", vmin=0, vmax=1)
-        plt.colorbar(points, ax=ax, label="CSL weight")
-    else: plot_feature_scatter(c, r, correct[image].cpu()[keep], ax=ax, max_points=max_points)
-    c_range = (float(c.min()) if len(c) else 0.0, 1.0)
+    right = correct[image].cpu()[keep] if correct is not None else None
+    low = float(c.min()) if len(c) else 0.0
+    c_range = (low, 1.0 + 0.03 * (1.0 - low))   # a margin, so that a centre at c ≈ 1 is not drawn on the frame
     r_range = (0.0, float(r.max()) * 1.05 if len(r) and r.max() > 0 else 1.0)
-    grid = _weight_grid(selection, image, c_range, r_range, alpha)
-    ax.contourf(*grid, levels=[0.999, 1.001], colors=["tab:blue"], alpha=0.12)          # the w = 1 region, shaded
-    ax.contour(*grid, levels=[0.5, 0.999], colors=["tab:orange", "k"], linewidths=2)
-    for cs, rs in cluster_boundary(selection, image, c_range): ax.plot(cs, rs, color="tab:purple", lw=1.5, ls=":")
-    ax.plot(*selection.mean[image].cpu().numpy(), marker="*", ms=14, color="k", ls="none")
-    ax.set_xlim(*c_range); ax.set_ylim(*r_range)
+    density, label = _pixel_density(ax, c.numpy(), r.numpy(), right, (*c_range, *r_range))
+    _draw_regions(ax, selection, image, c_range, r_range, alpha)
+    reliable = selection.reliable[image].cpu()[keep]
+    if inset and reliable.any():   # the reliable pixels' own box, magnified
+        box = ax.inset_axes([0.14, 0.5, 0.4, 0.42])
+        cr, rr = c[reliable], r[reliable]
+        zoom_c = (float(cr.quantile(0.01)), 1.0 + 0.03 * (1.0 - float(cr.quantile(0.01))))
+        zoom_r = (0.0, max(float(rr.quantile(0.99)) * 1.3, float(selection.mean[image, 1]) * 1.5, 1e-12))
+        _pixel_density(box, c.numpy(), r.numpy(), right, (*zoom_c, *zoom_r), gridsize=25)
+        _draw_regions(box, selection, image, zoom_c, zoom_r, alpha)
+        box.tick_params(labelsize=7); box.set_title("reliable pixels, magnified", fontsize=8)
+        ax.indicate_inset_zoom(box, edgecolor="0.4")
+    ax.figure.colorbar(density, ax=ax, label=label, fraction=0.046, pad=0.03)
+    ax.set_xlabel("max confidence c"); ax.set_ylabel("residual dispersion r")
+    share = float(reliable.float().mean()) if len(reliable) else 0.0
+    ax.set_title(f"image {image}: {100 * share:.1f} % of pixels reliable (w = 1)", fontsize=11)
     _region_legend(ax)
-    ax.set_title(f"image {image}: CSL's regions in the (c, r) plane", fontsize=11)
     return ax
 
 def _region_legend(ax):
-    "Legend entries for the decision-region lines, after the scatter's own entries."
+    "Legend entries for the decision regions, below the axes (off the data)."
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-    handles, _ = ax.get_legend_handles_labels()
-    handles += [Patch(color="tab:blue", alpha=0.25, label="w = 1 region"), Line2D([], [], color="k", lw=2, label="w = 1 edge"),
-                Line2D([], [], color="tab:orange", lw=2, label="w = 0.5"), Line2D([], [], color="tab:purple", lw=1.5, ls=":", label="cluster boundary"),
-                Line2D([], [], color="k", marker="*", ms=10, ls="none", label="reliable centre (μ_c, μ_r)")]
-    ax.legend(handles=handles, fontsize=8, loc="upper right", bbox_to_anchor=(0.9, 1.0), markerscale=1.5)
+    handles = [Patch(color="tab:blue", alpha=0.35, label="w = 1 region"), Line2D([], [], color="k", lw=1.5, label="w = 1 edge"),
+               Line2D([], [], color="tab:orange", lw=1.5, label="w = 0.5"), Line2D([], [], color="tab:purple", lw=1.5, ls=":", label="cluster boundary"),
+               Line2D([], [], color="k", marker="*", ms=10, mec="w", ls="none", label="reliable centre (μ_c, μ_r)")]
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
 
 # %% ../nbs/02_residual_dispersion.ipynb #094ebf59
 def separability_report(selection:CSLSelection, # a computed selection
