@@ -335,9 +335,9 @@ def selection_summary(runs:dict) -> str:
     "Per split and semi-supervised variant: selected, precision, mean weight, weighted precision, wrong weight (% , mean over seeds and epochs)."
     lines = ["| split | variant | selected | precision | mean weight | weighted precision | wrong weight |", "|---|---|---|---|---|---|---|"]
     for split in sorted({s for s, _ in runs}):
-        names = [n for n in next(h for (s, _), h in runs.items() if s == split) if n not in ("warm", "supervised")]
-        for name in names:
-            records = [r["pseudo_labels"] for (s, _), h in runs.items() if s == split for r in h[name]]
+        names = dict.fromkeys(n for (s, _), h in runs.items() if s == split for n in h if n not in ("warm", "supervised"))
+        for name in names:   # a partial bench may lack a variant on some seeds
+            records = [r["pseudo_labels"] for (s, _), h in runs.items() if s == split for r in h.get(name, [])]
             mean = lambda key: statistics.mean(r[key] for r in records)
             wrong = statistics.mean(r["mean_weight"] * (1 - r["weighted_precision"]) for r in records)
             lines.append(f"| {split} | {name} | {_pct(mean('selected'))} | {_pct(mean('precision_selected'))} | {_pct(mean('mean_weight'))} | "
