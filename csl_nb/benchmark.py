@@ -7,8 +7,8 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'INCIDENTAL', 'BENCH', 'DEMO', 'DEMO_VARIANT
            'whole_numbers', 'protocol_with', 'scene_keys', 'protocol_data', 'warm_config', 'variant_config',
            'run_variant', 'variant_runs', 'protocol_configs', 'train_all', 'run_estimate', 'train_runs',
            'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures', 'trained_model',
-           'selection_quality_report', 'read_history', 'run_log_folder', 'logged_history', 'keep_run', 'benchmark',
-           'bench_report', 'kept_quality_report', 'demo', 'bench', 'selection_summary']
+           'selection_quality_report', 'read_history', 'run_log_folder', 'logged_history', 'keep_run', 'kept_seconds',
+           'benchmark', 'bench_report', 'kept_quality_report', 'demo', 'bench', 'selection_summary']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, textwrap, time
@@ -145,12 +145,13 @@ def run_estimate(walls:dict, cfg:TrainConfig) -> float:
     kind = cfg.method == "supervised"
     return max(walls.get(kind) or [w for ws in walls.values() for w in ws] or [0.0])
 
-def train_runs(configs:list, jobs:int=1, minutes:float=None, finished=None) -> dict:
+def train_runs(configs:list, jobs:int=1, minutes:float=None, finished=None, prior:dict=None) -> dict:
     """`run_variant` of the configs in order, `jobs` at a time (jobs > 1: fresh processes); {index: history} of those that ran.
-    With `minutes`, a run is started only if it should end within them (estimated from the runs finished so far); `finished(cfg)` after each."""
+    With `minutes`, a run is started only if it should end within them, estimated from the runs finished so far and `prior`
+    ({supervised?: [seconds]}, e.g. from kept logs); `finished(cfg)` after each."""
     if jobs > 1 and any(cfg.workers for cfg in configs):   # seen: a loader's worker processes hang at shutdown inside the pool's processes
         raise ValueError("--jobs > 1 trains each run in a process of its own: leave workers at 0 (data loading in that process)")
-    start, walls, histories, pending = time.monotonic(), {}, {}, list(enumerate(configs))
+    start, walls, histories, pending = time.monotonic(), {k: list(v) for k, v in (prior or {}).items()}, {}, list(enumerate(configs))
     fits = lambda cfg: minutes is None or time.monotonic() - start + run_estimate(walls, cfg) <= 60 * minutes
     def done(i, began, history):
         histories[i] = history; walls.setdefault(configs[i].method == "supervised", []).append(time.monotonic() - began)
@@ -268,6 +269,14 @@ def keep_run(report:Path, cfg:TrainConfig, name:str, quality:bool, count:int=256
     curves = {part: [np.asarray(a).tolist() for a in pair] for part, pair in curves[name].items()}
     (folder / "selection_quality.json").write_text(json.dumps(dict(scores=scores[name], curves=curves)))
 
+def kept_seconds(report:Path, configs:list) -> dict:
+    "{supervised?: [seconds]} of the runs kept in report/logs (steps × logged seconds per step): what a run of each kind costs."
+    seconds = {}
+    for cfg in configs:
+        history = logged_history(run_log_folder(report, cfg), cfg)
+        if history: seconds.setdefault(cfg.method == "supervised", []).append(sum(r["seconds_per_step"] * r["steps"] for r in history))
+    return seconds
+
 def benchmark(out:Path, protocol:Protocol, overrides:dict=None, report:Path=None, variants=tuple(VARIANTS), analysis:bool=False,
               jobs:int=1, minutes:float=None, from_logs:bool=False) -> list:
     """Run a protocol (`jobs` runs at a time) and write its report from the runs kept in report/logs; the rows.
@@ -283,7 +292,7 @@ def benchmark(out:Path, protocol:Protocol, overrides:dict=None, report:Path=None
         train_all(needed, jobs)   # the warm starts the runs still to train start from, outside the time limit
         for cfg in needed: keep_run(report, cfg, "warm start", quality=(cfg.embedded.labeled, cfg.seed) == first)
         keep = lambda cfg: keep_run(report, cfg, names[id(cfg)], quality=(cfg.embedded.labeled, cfg.seed) == first and cfg.method != "supervised")
-        train_runs(todo, jobs, minutes, keep)
+        train_runs(todo, jobs, minutes, keep, kept_seconds(report, rest))
     rows = bench_report(report, protocol, warm, rest, variants)
     if analysis and "csl" in variants and not from_logs:
         analysis_figures(report, variant_config("csl", out, *first, protocol, overrides))
