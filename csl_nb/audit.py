@@ -50,7 +50,7 @@ def precision_coverage(probs:torch.Tensor, truth:torch.Tensor, foreground_only:b
     return counts / len(hits), hits[counts - 1].numpy() / counts
 
 # %% ../nbs/02a_equal_coverage.ipynb #3dc5534c
-def _percent(x:float) -> str: return "—" if x != x else f"{100 * x:.1f}"
+def _percent(x:float) -> str: return "—" if x is None or x != x else f"{100 * x:.1f}"   # missing or NaN: a dash
 
 def selection_quality_markdown(scores:dict) -> str:
     "One row per model and pixel set: coverage and precision on all pixels and on foreground pixels (%)."

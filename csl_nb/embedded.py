@@ -6,7 +6,7 @@
 __all__ = ['ASSETS', 'FASHION_SUBSET', 'ITEM_CLASSES', 'CLASS_NAMES', 'CLASS_SETS', 'ITEM_GROUPS', 'SPLITS',
            'load_fashion_subset', 'class_names', 'item_labels', 'item_silhouette', 'resize_photo', 'SceneSpec',
            'smooth_background', 'place_item', 'compose_scene', 'EmbeddedSpec', 'photo_pools', 'draw_scenes',
-           'write_benchmark', 'cache_dir', 'embedded_benchmark', 'show_scenes']
+           'write_benchmark', 'cache_dir', 'embedded_benchmark', 'class_legend', 'show_scenes']
 
 # %% ../nbs/04_embedded_data.ipynb #91f894fa
 import hashlib, json, os, shutil, tempfile
@@ -171,6 +171,14 @@ def embedded_benchmark(spec:EmbeddedSpec=EmbeddedSpec(), cache:Path=None, progre
     return root
 
 # %% ../nbs/04_embedded_data.ipynb #24ff1355
+def class_legend(fig, names:tuple, anchor=(0.5, -0.08), fontsize:int=8):
+    "A row of coloured patches under a figure naming the label colours (tab20 over the class indices, as label panels draw them)."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    cmap, top = plt.get_cmap("tab20"), max(len(names) - 1, 1)
+    fig.legend(handles=[Patch(color=cmap(k / top), label=name) for k, name in enumerate(names)], loc="lower center",
+               ncol=min(len(names), 6), fontsize=fontsize, frameon=False, bbox_to_anchor=anchor)
+
 def show_scenes(root:Path, split:str="labeled", count:int=6, class_names=CLASS_NAMES):
     "A row of scenes and their masks from a benchmark folder."
     import matplotlib.pyplot as plt
@@ -182,8 +190,5 @@ def show_scenes(root:Path, split:str="labeled", count:int=6, class_names=CLASS_N
         axes[1, col].imshow(np.asarray(Image.open(Path(root) / mask_path)), cmap="tab20", vmin=0, vmax=len(class_names) - 1, interpolation="nearest")
         for ax in axes[:, col]: ax.axis("off")
     fig.suptitle(f"embedded benchmark, {split}: images (top) and derived masks (bottom)")
-    from matplotlib.patches import Patch   # which colour is which class
-    cmap, top = plt.get_cmap("tab20"), max(len(class_names) - 1, 1)
-    fig.legend(handles=[Patch(color=cmap(k / top), label=name) for k, name in enumerate(class_names)], loc="lower center",
-               ncol=min(len(class_names), 6), fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.08))
+    class_legend(fig, class_names)
     return fig

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from .overlap import pixel_table, plot_confidence_histograms
 from .dispersion import csl_select, plot_selection
-from .audit import equal_coverage, precision_coverage
+from .audit import equal_coverage, precision_coverage, _percent as _pct
 from .trusted_mask import hide_reliable, block_mask
-from .embedded import CLASS_NAMES, class_names
+from .embedded import CLASS_NAMES, class_names, class_legend
 from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX
 
 # %% ../nbs/08b_reports.ipynb #6543f691
@@ -37,7 +37,6 @@ def results_rows(runs:dict) -> list:
                              iou=last["val"]["iou"]))
     return rows
 
-def _pct(x): return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}"
 
 def _mean_std(values:list) -> str:
     "'m ± s' in percent (just 'm' for one value: one seed has no spread), '—' if any value is missing."
@@ -216,14 +215,6 @@ def plot_trained_overlap(probs:torch.Tensor, truth:torch.Tensor, selection, tau:
     return fig
 
 # %% ../nbs/08b_reports.ipynb #213765f3
-def _class_legend(fig, names:tuple):
-    "A row of coloured patches naming the label colours (tab20, as the label panels draw them)."
-    from matplotlib.patches import Patch
-    import matplotlib.pyplot as plt
-    cmap, top = plt.get_cmap("tab20"), max(len(names) - 1, 1)
-    handles = [Patch(color=cmap(k / top), label=name) for k, name in enumerate(names)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(names), 6), fontsize=9, frameon=False, bbox_to_anchor=(0.45, -0.01))
-
 def plot_qualitative(probs:torch.Tensor, truth:torch.Tensor, images:torch.Tensor, selection, config:AugmentConfig,
                      count:int=4, seed:int=0, names:tuple=CLASS_NAMES):
     "Per image: the image, ground truth, pseudo-label, CSL weight map (of an already computed selection), and the TMP view."
@@ -243,7 +234,7 @@ def plot_qualitative(probs:torch.Tensor, truth:torch.Tensor, images:torch.Tensor
             if title == "CSL weight w": weights_image = shown
     fig.tight_layout(rect=(0, 0.07, 0.93, 1))
     fig.colorbar(weights_image, cax=fig.add_axes((0.935, 0.3, 0.012, 0.4)), label="CSL weight w")
-    _class_legend(fig, names)
+    class_legend(fig, names, anchor=(0.45, -0.01), fontsize=9)
     return fig
 
 # %% ../nbs/08b_reports.ipynb #cba2ae68
