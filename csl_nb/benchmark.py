@@ -7,8 +7,9 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'INCIDENTAL', 'BENCH', 'DEMO', 'DEMO_VARIANT
            'whole_numbers', 'protocol_with', 'scene_keys', 'protocol_data', 'warm_config', 'variant_config',
            'run_variant', 'variant_runs', 'protocol_configs', 'train_all', 'run_estimate', 'train_runs',
            'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures', 'trained_model',
-           'selection_quality_report', 'read_history', 'run_log_folder', 'logged_history', 'keep_run', 'kept_seconds',
-           'benchmark', 'bench_report', 'kept_quality_report', 'demo', 'bench', 'selection_summary']
+           'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder', 'logged_history',
+           'keep_run', 'kept_seconds', 'benchmark', 'bench_report', 'kept_quality_report', 'demo', 'bench',
+           'selection_summary']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, textwrap, time
@@ -229,6 +230,12 @@ def trained_model(cfg:TrainConfig):
     load_weights(model, read_checkpoint(run_folder(cfg) / "last.pt"), run_folder(cfg) / "last.pt")
     return model
 
+def write_selection_quality(report:Path, scores:dict, curves:dict):
+    "selection_quality.md (the table), .json (the scores) and .png (precision against coverage) in `report`."
+    (Path(report) / "selection_quality.md").write_text(selection_quality_markdown(scores))
+    (Path(report) / "selection_quality.json").write_text(json.dumps(scores, indent=1))
+    save_figure(plot_selection_quality(scores, curves), Path(report) / "selection_quality.png")
+
 def selection_quality_report(report:Path, out:Path, protocol:Protocol, overrides:dict=None, variants=tuple(VARIANTS), count:int=256):
     "Equal-coverage scores of the warm start and each semi-supervised run (smallest split, first seed): .md, .json and .png in `report`."
     split, seed = protocol.splits[0], protocol.seeds[0]
@@ -239,9 +246,7 @@ def selection_quality_report(report:Path, out:Path, protocol:Protocol, overrides
     first = next(iter(configs.values()))
     models = {name: trained_model(cfg) for name, cfg in configs.items()}
     scores, curves = selection_quality(models, embedded_datasets(first.augment, first.embedded)["unlabeled"], selector_options(first), count, first.tau)
-    (Path(report) / "selection_quality.md").write_text(selection_quality_markdown(scores))
-    (Path(report) / "selection_quality.json").write_text(json.dumps(scores, indent=1))
-    save_figure(plot_selection_quality(scores, curves), Path(report) / "selection_quality.png")
+    write_selection_quality(report, scores, curves)
 
 def read_history(folder:Path) -> list:
     "A run's per-epoch records from its log.jsonl, for a run that stopped before its last epoch too ([] when it never finished one)."
@@ -326,9 +331,7 @@ def kept_quality_report(report:Path, protocol:Protocol):
     saved = {"warm start" if file.parent.name == "warm" else file.parent.name: json.loads(file.read_text()) for file in kept}
     order = [name for name in ("warm start", *VARIANTS) if name in saved]
     scores, curves = {n: saved[n]["scores"] for n in order}, {n: {part: tuple(map(np.asarray, pair)) for part, pair in saved[n]["curves"].items()} for n in order}
-    (Path(report) / "selection_quality.md").write_text(selection_quality_markdown(scores))
-    (Path(report) / "selection_quality.json").write_text(json.dumps(scores, indent=1))
-    save_figure(plot_selection_quality(scores, curves), Path(report) / "selection_quality.png")
+    write_selection_quality(report, scores, curves)
 
 def demo(out:Path="runs/demo", overrides:dict=None, report:Path=None, protocol:Protocol=DEMO, variants=DEMO_VARIANTS, jobs:int=1) -> list:
     "The README's main job: the smallest split, one seed, supervised, UniMatch, threshold and CSL, with the analysis figures."
