@@ -9,7 +9,7 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'INCIDENTAL', 'BENCH', 'DEMO', 'DEMO_VARIANT
            'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures', 'trained_model',
            'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder', 'logged_history',
            'keep_run', 'kept_seconds', 'benchmark', 'bench_report', 'kept_quality_report', 'demo', 'bench',
-           'selection_summary']
+           'selection_summary', 'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, textwrap, time
@@ -354,4 +354,19 @@ def selection_summary(runs:dict) -> str:
             wrong = statistics.mean(r["mean_weight"] * (1 - r["weighted_precision"]) for r in records)
             lines.append(f"| {split} | {name} | {_pct(mean('selected'))} | {_pct(mean('precision_selected'))} | {_pct(mean('mean_weight'))} | "
                          f"{_pct(mean('weighted_precision'))} | {_pct(wrong)} |")
+    return "\n".join(lines)
+
+def selection_by_epoch(runs:dict, epochs:tuple=None) -> str:
+    "Per split, variant and epoch (`epochs`, counted from 1; default all; means over seeds): val mIoU, and the selection's share, precision and wrong weight (%)."
+    lines = ["| split | variant | epoch | val mIoU | selected | precision | wrong weight |", "|---|---|---|---|---|---|---|"]
+    for split in sorted({s for s, _ in runs}):
+        names = dict.fromkeys(n for (s, _), h in runs.items() if s == split for n in h if n != "warm")
+        for name in names:
+            histories = [h[name] for (s, _), h in runs.items() if s == split and name in h]
+            for e in (e - 1 for e in epochs or range(1, 1 + min(map(len, histories))) if e <= min(map(len, histories))):
+                mean = lambda f: statistics.mean(f(h[e]) for h in histories)
+                labels = lambda key: mean(lambda r: r["pseudo_labels"][key])
+                picked = "— | — | —" if name == "supervised" else (f"{_pct(labels('selected'))} | {_pct(labels('precision_selected'))} | "
+                    f"{_pct(mean(lambda r: r['pseudo_labels']['mean_weight'] * (1 - r['pseudo_labels']['weighted_precision'])))}")
+                lines.append(f"| {split} | {name} | {e + 1} | {_pct(mean(lambda r: r['val']['miou']))} | {picked} |")
     return "\n".join(lines)

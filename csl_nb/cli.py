@@ -291,7 +291,7 @@ def add_kernels_flag(p):
                    "the committed results' settings; the command says before training whether this CPU computes their bits)")
 
 def add_protocol(commands):
-    p = commands.add_parser("protocol", help="the supervised and threshold curves the embedded benchmark's protocol was chosen from")
+    p = commands.add_parser("protocol", help="the supervised and threshold curves the first protocol's encoder and warm start were chosen from")
     p.add_argument("--out", type=Path, default=Path("runs/protocol"), help="runs folder (default runs/protocol)")
     p.add_argument("--report", type=Path, help="folder for protocol.md, protocol.png, runs.json (default: the runs folder)")
     p.add_argument("--bench", type=Path, help="a bench report folder, to draw its warm start and runs beside the candidates")
