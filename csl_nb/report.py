@@ -247,7 +247,7 @@ def plot_trained_overlap(probs:torch.Tensor, truth:torch.Tensor, selection, tau:
     for mask, name, colour in ((selected & table.correct, "selected, correct", "tab:green"), (selected & ~table.correct, "selected, wrong", "tab:red"),
                                (~selected & table.correct, "rejected, correct", "tab:olive"), (~selected & ~table.correct, "rejected, wrong", "tab:purple")):
         axes[1].hist(table.conf[mask].numpy(), edges, histtype="step", lw=1.5, color=colour, label=f"{name} ({int(mask.sum())})")
-    axes[1].set_yscale("log")   # the selected-correct spike is 30× the other groups: a linear axis hides them
+    axes[1].set_yscale("log")   # the selected-correct spike dwarfs the other groups: a linear axis hides them
     axes[1].set_title("CSL's selection of the same pixels", fontsize=11); axes[1].set_xlabel("max confidence c")
     axes[1].set_ylabel("pixels per bin (log scale)"); axes[1].legend(fontsize=8)
     fig.tight_layout()
