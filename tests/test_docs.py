@@ -42,6 +42,7 @@ def test_notebooks_import_only_from_earlier_ones():
         modules[path.stem] = exp
     order = [p.stem for p in docs_site.reading_order()]
     for i, stem in enumerate(order):
+        if stem == "index": continue   # the front page summarises the book: its hidden cells read committed results with any module
         text = "".join("".join(c["source"]) for c in json.loads((ROOT / "nbs" / f"{stem}.ipynb").read_text())["cells"] if c["cell_type"] == "code")
         imported = {line.split("csl_nb.")[1].split()[0] for line in text.splitlines() if line.strip().startswith("from csl_nb.")}
         earlier = {modules[s] for s in order[:i]}
