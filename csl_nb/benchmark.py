@@ -8,8 +8,8 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'INCIDENTAL', 'BENCH', 'DEMO', 'DEMO_VARIANT
            'run_variant', 'variant_runs', 'protocol_configs', 'train_all', 'run_estimate', 'train_runs',
            'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures', 'trained_model',
            'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder', 'logged_history',
-           'keep_run', 'kept_seconds', 'benchmark', 'bench_report', 'kept_quality_report', 'demo', 'bench',
-           'selection_summary', 'selection_by_epoch']
+           'keep_run', 'run_seconds', 'kept_seconds', 'benchmark', 'bench_report', 'kept_quality_report', 'demo',
+           'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, textwrap, time
@@ -274,12 +274,16 @@ def keep_run(report:Path, cfg:TrainConfig, name:str, quality:bool, count:int=256
     curves = {part: [np.asarray(a).tolist() for a in pair] for part, pair in curves[name].items()}
     (folder / "selection_quality.json").write_text(json.dumps(dict(scores=scores[name], curves=curves)))
 
+def run_seconds(history:list) -> float:
+    "Seconds a run spent in its training steps, from its per-epoch log."
+    return sum(r["seconds_per_step"] * r["steps"] for r in history)
+
 def kept_seconds(report:Path, configs:list) -> dict:
     "{supervised?: [seconds]} of the runs kept in report/logs (steps × logged seconds per step): what a run of each kind costs."
     seconds = {}
     for cfg in configs:
         history = logged_history(run_log_folder(report, cfg), cfg)
-        if history: seconds.setdefault(cfg.method == "supervised", []).append(sum(r["seconds_per_step"] * r["steps"] for r in history))
+        if history: seconds.setdefault(cfg.method == "supervised", []).append(run_seconds(history))
     return seconds
 
 def benchmark(out:Path, protocol:Protocol, overrides:dict=None, report:Path=None, variants=tuple(VARIANTS), analysis:bool=False,
@@ -343,6 +347,10 @@ def bench(out:Path="runs/bench", overrides:dict=None, report:Path=None, protocol
     return benchmark(out, protocol, overrides, report, variants, jobs=jobs, minutes=minutes, from_logs=from_logs)
 
 # %% ../nbs/09_benchmark.ipynb #r0e5000e
+def wrong_weight(labels:dict) -> float:
+    "The average weight per unlabelled pixel that trains towards a wrong label: mean weight × (1 − weighted precision)."
+    return labels["mean_weight"] * (1 - labels["weighted_precision"])
+
 def selection_summary(runs:dict) -> str:
     "Per split and semi-supervised variant: selected, precision, mean weight, weighted precision, wrong weight (% , mean over seeds and epochs)."
     lines = ["| split | variant | selected | precision | mean weight | weighted precision | wrong weight |", "|---|---|---|---|---|---|---|"]
@@ -351,7 +359,7 @@ def selection_summary(runs:dict) -> str:
         for name in names:   # a partial bench may lack a variant on some seeds
             records = [r["pseudo_labels"] for (s, _), h in runs.items() if s == split for r in h.get(name, [])]
             mean = lambda key: statistics.mean(r[key] for r in records)
-            wrong = statistics.mean(r["mean_weight"] * (1 - r["weighted_precision"]) for r in records)
+            wrong = statistics.mean(map(wrong_weight, records))
             lines.append(f"| {split} | {name} | {_pct(mean('selected'))} | {_pct(mean('precision_selected'))} | {_pct(mean('mean_weight'))} | "
                          f"{_pct(mean('weighted_precision'))} | {_pct(wrong)} |")
     return "\n".join(lines)
@@ -363,10 +371,11 @@ def selection_by_epoch(runs:dict, epochs:tuple=None) -> str:
         names = dict.fromkeys(n for (s, _), h in runs.items() if s == split for n in h if n != "warm")
         for name in names:
             histories = [h[name] for (s, _), h in runs.items() if s == split and name in h]
-            for e in (e - 1 for e in epochs or range(1, 1 + min(map(len, histories))) if e <= min(map(len, histories))):
-                mean = lambda f: statistics.mean(f(h[e]) for h in histories)
+            run = min(map(len, histories))   # epochs every seed finished
+            for epoch in [e for e in epochs or range(1, run + 1) if e <= run]:
+                mean = lambda f: statistics.mean(f(h[epoch - 1]) for h in histories)
                 labels = lambda key: mean(lambda r: r["pseudo_labels"][key])
                 picked = "— | — | —" if name == "supervised" else (f"{_pct(labels('selected'))} | {_pct(labels('precision_selected'))} | "
-                    f"{_pct(mean(lambda r: r['pseudo_labels']['mean_weight'] * (1 - r['pseudo_labels']['weighted_precision'])))}")
-                lines.append(f"| {split} | {name} | {e + 1} | {_pct(mean(lambda r: r['val']['miou']))} | {picked} |")
+                                                                    f"{_pct(mean(lambda r: wrong_weight(r['pseudo_labels'])))}")
+                lines.append(f"| {split} | {name} | {epoch} | {_pct(mean(lambda r: r['val']['miou']))} | {picked} |")
     return "\n".join(lines)

@@ -129,8 +129,8 @@ def summary_lines(rows:list, scores:dict=None, partial:str=None, split:int=None)
     "A bench in five markdown bullets (mIoU, UniMatch's gain, CSL's place, the ablations, equal coverage), on `split` (default: the smallest)."
     split = split or min(r["split"] for r in rows)
     mine = [r for r in rows if r["split"] == split]
-    means = [f"{NAMES.get(v, v)} {_mean_std([r['miou'] for r in mine if r['variant'] == v])} ({len([r for r in mine if r['variant'] == v])})"
-             for v in NAMES if any(r["variant"] == v for r in mine)]
+    by_variant = {v: [r["miou"] for r in mine if r["variant"] == v] for v in NAMES}
+    means = [f"{NAMES[v]} {_mean_std(m)} ({len(m)})" for v, m in by_variant.items() if m]
     places = lambda pairs: "; ".join(p for p in (_place(rows, split, a, b) for a, b in pairs) if p) or "not run yet"
     lines = [f"- **Val mIoU** on {split} labelled scenes, mean ± std (seeds): {', '.join(means)}.",
              f"- **The baseline's gain:** {places([('unimatch', 'supervised')])}.",
@@ -138,10 +138,10 @@ def summary_lines(rows:list, scores:dict=None, partial:str=None, split:int=None)
              f"- **Ablations:** {places([('csl', 'threshold'), ('csl', 'csl-no-tmp')])}."]
     if scores and "csl" in scores:
         s = scores["csl"]
-        mine = lambda key: s[key]["precision"] * 100
+        precision = lambda pixel_set: s[pixel_set]["precision"] * 100
         lines.append(f"- **Equal coverage** (the CSL model, first seed): its reliable pixels, {s['CSL reliable (w = 1)']['coverage'] * 100:.1f} % of the "
-                     f"unlabelled ones, are {mine('CSL reliable (w = 1)'):.1f} % correct; as many top-confidence pixels, "
-                     f"{mine('top-c per image, same count'):.1f} % per image and {mine('top-c over the batch, same count'):.1f} % over the batch.")
+                     f"unlabelled ones, are {precision('CSL reliable (w = 1)'):.1f} % correct; as many top-confidence pixels, "
+                     f"{precision('top-c per image, same count'):.1f} % per image and {precision('top-c over the batch, same count'):.1f} % over the batch.")
     return "\n".join(([f"*{partial}*", ""] if partial else []) + lines)
 
 def report_summary(report:Path, split:int=None) -> str:
