@@ -150,7 +150,7 @@ def train_runs(configs:list, jobs:int=1, minutes:float=None, finished=None, prio
     """`run_variant` of the configs in order, `jobs` at a time (jobs > 1: fresh processes); {index: history} of those that ran.
     With `minutes`, a run is started only if it should end within them, estimated from the runs finished so far and `prior`
     ({supervised?: [seconds]}, e.g. from kept logs); `finished(cfg)` after each."""
-    if jobs > 1 and any(cfg.workers for cfg in configs):   # seen: a loader's worker processes hang at shutdown inside the pool's processes
+    if jobs > 1 and any(cfg.workers for cfg in configs):   # a loader's worker processes can hang at shutdown inside the pool's processes
         raise ValueError("--jobs > 1 trains each run in a process of its own: leave workers at 0 (data loading in that process)")
     start, walls, histories, pending = time.monotonic(), {k: list(v) for k, v in (prior or {}).items()}, {}, list(enumerate(configs))
     fits = lambda cfg: minutes is None or time.monotonic() - start + run_estimate(walls, cfg) <= 60 * minutes

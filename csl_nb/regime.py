@@ -80,7 +80,7 @@ class RegimeCriteria:
     foreground_precision: float = 0.85   # precision of those, at least
     baseline_gain: float = 0.03          # unimatch − supervised, at least
 
-CEILING = 3000   # labelled scenes of the ceiling run: as many as the unlabelled pool
+CEILING = 3000   # labelled scenes of the ceiling run: as many as the largest unlabelled pool
 
 # warm_iters=125: one pass of the warm start's 1 000 repeated labelled scenes at batch 8, the steps these runs logged
 REGIME_CANDIDATES = {
@@ -90,21 +90,20 @@ REGIME_CANDIDATES = {
                                                             epochs=4, iters=125, batch=8),
     "groups, 30 labelled, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups", unlabeled=1000,
                                                                          warm_epochs=4, warm_iters=125, epochs=4, iters=125, batch=8),
-    # without the warm start: on the GPU candidates below, UniMatch gained only without it
+    # without the warm start (the GPU candidates below compare both)
     "groups, 30 labelled, 1 000 unlabelled, no warm start, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups",
                                                                                       unlabeled=1000, warm_epochs=0, epochs=4, iters=125,
                                                                                       batch=8, lr=0.01),
-    # the scene against the output stride. Half the canvas at stride 8 keeps
-    # the encoder's 4×4 map and the items' size in its cells, and cost 0.70 s per UniMatch step at 8 + 8 against 1.07 s (2 threads,
-    # `csl_nb train` for 40 steps, before choosing): the first is the row above with only the scene changed, the second spends
-    # the saving on twice the passes
+    # the scene against the output stride: half the canvas at stride 8 keeps the encoder's 4×4 map and the items' size in its
+    # cells at a lower cost per step; the first is the row above with only the scene changed, the second spends the saving
+    # on twice the passes
     "groups, 32-pixel scenes at stride 8, 30 labelled, 1 000 unlabelled, no warm start, 4 passes at 8 + 8": Protocol(
         splits=(30,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0, epochs=4, iters=125, batch=8, lr=0.01, scene=32, output_stride=8),
     "groups, 32-pixel scenes at stride 8, 30 labelled, 1 000 unlabelled, no warm start, 8 passes at 8 + 8": Protocol(
         splits=(30,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0, epochs=8, iters=125, batch=8, lr=0.01, scene=32, output_stride=8),
 }
 
-# `csl_nb regime --device cuda`: budgets two CPU cores cannot afford (the paper trains 80 passes over its unlabelled set)
+# `csl_nb regime --device cuda`: budgets two CPU cores cannot afford
 GPU_REGIME_CANDIDATES = {
     "groups, no warm start, 16 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0,
                                                          epochs=16, iters=125, batch=8, lr=0.01),
