@@ -100,7 +100,8 @@ def numeric_rows(path:Path) -> list:
     "results.csv rows with split and seed as ints and mIoU as a float (what paired_difference reads)."
     with open(path) as f: return [{**r, "split": int(r["split"]), "seed": int(r["seed"]), "miou": float(r["miou"])} for r in csv.DictReader(f)]
 
-PAIRS = (("csl", "supervised"), ("csl", "unimatch"), ("csl", "threshold"), ("csl", "csl-no-tmp"), ("unimatch", "supervised"))
+PAIRS = (("csl", "supervised"), ("csl", "unimatch"), ("csl", "threshold"), ("csl", "csl-no-tmp"), ("unimatch", "supervised"),
+         ("threshold", "unimatch"))   # CSL's step with UniMatch's selection against UniMatch's step: what the step adds without CSL's weights
 
 def place_table(rows:list, pairs=PAIRS) -> str:
     "Per split and pair: the mean paired difference (points), its 95 % t-interval and the verdict."
@@ -135,7 +136,7 @@ def summary_lines(rows:list, scores:dict=None, partial:str=None, split:int=None)
     lines = [f"- **Val mIoU** on {split} labelled scenes, mean ± std (seeds): {', '.join(means)}.",
              f"- **The baseline's gain:** {places([('unimatch', 'supervised')])}.",
              f"- **CSL's place:** {places([('csl', 'unimatch'), ('csl', 'supervised')])}.",
-             f"- **Ablations:** {places([('csl', 'threshold'), ('csl', 'csl-no-tmp')])}."]
+             f"- **Ablations:** {places([('csl', 'threshold'), ('csl', 'csl-no-tmp'), ('threshold', 'unimatch')])}."]
     if scores and "csl" in scores:
         s = scores["csl"]
         precision = lambda pixel_set: s[pixel_set]["precision"] * 100
