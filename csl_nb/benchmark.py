@@ -290,21 +290,23 @@ def benchmark(out:Path, protocol:Protocol, overrides:dict=None, report:Path=None
               jobs:int=1, minutes:float=None, from_logs:bool=False) -> list:
     """Run a protocol (`jobs` runs at a time) and write its report from the runs kept in report/logs; the rows.
     Runs already kept there are not trained again, so a bench advances in pieces: `minutes` starts only runs that should end within
-    them (after the warm starts they need), and `from_logs` trains nothing. With `analysis`, the first CSL model's figures too."""
+    them (after the warm starts they need), and `from_logs` trains nothing. With `analysis`, the first CSL model's figures too
+    (its run is trained again if it is kept but its checkpoint is not in `out`)."""
     report = Path(report or out)
     warm, rest = protocol_configs(out, protocol, overrides, variants)
     first = (protocol.splits[0], protocol.seeds[0])
+    analysed = variant_config("csl", out, *first, protocol, overrides) if analysis and "csl" in variants and not from_logs else None
+    model_missing = lambda cfg: analysed is not None and run_folder(cfg) == run_folder(analysed) and not (run_folder(cfg) / "last.pt").is_file()
     if not from_logs:
         names = {id(cfg): name for cfg, (_, _, name) in zip(rest, variant_runs(protocol, variants))}
-        todo = [cfg for cfg in rest if logged_history(run_log_folder(report, cfg), cfg) is None]
+        todo = [cfg for cfg in rest if logged_history(run_log_folder(report, cfg), cfg) is None or model_missing(cfg)]
         needed = [cfg for cfg in warm if (cfg.embedded.labeled, cfg.seed) in {(run.embedded.labeled, run.seed) for run in todo}]
         train_all(needed, jobs)   # the warm starts the runs still to train start from, outside the time limit
         for cfg in needed: keep_run(report, cfg, "warm start", quality=(cfg.embedded.labeled, cfg.seed) == first)
         keep = lambda cfg: keep_run(report, cfg, names[id(cfg)], quality=(cfg.embedded.labeled, cfg.seed) == first and cfg.method != "supervised")
         train_runs(todo, jobs, minutes, keep, kept_seconds(report, rest))
     rows = bench_report(report, protocol, warm, rest, variants)
-    if analysis and "csl" in variants and not from_logs:
-        analysis_figures(report, variant_config("csl", out, *first, protocol, overrides))
+    if analysed is not None: analysis_figures(report, analysed)
     return rows
 
 def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
