@@ -29,7 +29,7 @@ from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, emb
 from .config import TrainConfig, load_config, config_dict, coerce_value
 from .report import (results_rows, write_results, read_runs, plot_curves, weak_predictions, plot_trained_overlap,
                             plot_qualitative, selection_quality, _pct, _steps, _band, COLOURS, paired_difference, t_interval, interval_outcome,
-                            numeric_rows, place_table)
+                            numeric_rows, place_table, partial_note)
 from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options, config_differences
 
 # %% ../nbs/09_benchmark.ipynb #0163162a
@@ -324,8 +324,7 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
     write_results(rows, runs, report, protocol)
     if missing:
         text = (report / "results.md").read_text()
-        note = f"**Partial: {len(configs) - len(missing)} of {len(configs)} runs finished.** Not yet run: {', '.join(missing)}.\n\n"
-        (report / "results.md").write_text(note + text)
+        (report / "results.md").write_text(partial_note(len(configs), missing) + text)
     save_figure(plot_curves(runs), report / "curves.png")
     kept_quality_report(report, protocol)
     return rows
