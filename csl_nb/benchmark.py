@@ -28,7 +28,7 @@ from .embedded import CLASS_NAMES, class_names
 from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, embedded_datasets
 from .config import TrainConfig, load_config, config_dict, coerce_value
 from .report import (results_rows, write_results, read_runs, plot_curves, weak_predictions, plot_trained_overlap,
-                            plot_qualitative, selection_quality, _pct, _steps, _band, COLOURS, paired_difference, t_interval, interval_outcome,
+                            plot_qualitative, selection_quality, _pct, _steps, _band, COLOURS,
                             numeric_rows, place_table, partial_note)
 from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options, config_differences
 
