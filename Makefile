@@ -5,18 +5,19 @@ NBDEV_TEST_TIMEOUT ?= 2400
 .PHONY: test test-fast test-long lane-notebooks lane-pytest sync-check nbtest nbtest-fast nbtest-long pytest pytest-fast pytest-long readme export docs site fresh-clone speed memory fingerprint test-floor
 
 # The suite (what CI runs): the sync check (seconds) beside two lanes, one thread each on the two cores, of about equal length: the
-# notebooks' tests (their `#| slow` cells included) followed by the test of the installed wheel, beside the other pytest
-# cases. The `long` tier (minutes on a CPU) is left to `make test-long`; `make test` runs the same code smaller.
-PACKAGING_TESTS = tests/test_wheel.py
+# notebooks' tests (their `#| slow` cells included) followed by the test of the installed wheel and the killed and concurrent
+# runs, beside the other pytest cases. The `long` tier (minutes on a CPU) is left to `make test-long`; `make test` runs the
+# same code smaller.
+SECOND_LANE_TESTS = tests/test_wheel.py tests/test_run_safety.py
 
 test:
 	$(MAKE) --no-print-directory -j3 --output-sync=target sync-check lane-notebooks lane-pytest
 
 lane-notebooks: nbtest
-	OMP_NUM_THREADS=1 python -m pytest -q -m "not long and not floor" --durations=5 $(PACKAGING_TESTS)
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not long and not floor" --durations=5 $(SECOND_LANE_TESTS)
 
 lane-pytest:
-	OMP_NUM_THREADS=1 python -m pytest -q -m "not long and not floor" --durations=15 $(addprefix --ignore=,$(PACKAGING_TESTS)) tests
+	OMP_NUM_THREADS=1 python -m pytest -q -m "not long and not floor" --durations=15 $(addprefix --ignore=,$(SECOND_LANE_TESTS)) tests
 
 # The edit loop: notebooks without their `#| slow` cells beside pytest without the slow cases.
 test-fast:

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'MIXINGS', 'TRUE_WORDS', 'FALSE_WORDS', 'CONFIGS', 'TrainConfig', 'coerce_value', 'config_from_dict',
-           'check_config', 'check_augment', 'read_yaml', 'config_dict', 'load_config']
+           'non_finite_keys', 'check_config', 'check_augment', 'read_yaml', 'config_dict', 'load_config']
 
 # %% ../nbs/07a_config.ipynb #a7c0f004
 import json, math, re
@@ -86,9 +86,13 @@ def coerce_value(key:str, value, default, optional:bool=False):
         raise _expected(key, value, "true or false" + (" (or none)" if optional else ""))
     if isinstance(default, (int, float)):
         kind = int if isinstance(default, int) else float
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int)): return kind(value)
-        try: return kind(value) if isinstance(value, str) else _fail()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int)):
+            if not math.isfinite(value): raise _expected(key, value, "a finite number")   # YAML's .nan and .inf
+            return kind(value)
+        try: number = kind(value) if isinstance(value, str) else _fail()
         except (ValueError, TypeError): raise _expected(key, value, "an integer" if kind is int else "a number") from None
+        if not math.isfinite(number): raise _expected(key, value, "a finite number")
+        return number
     if isinstance(default, str):
         if isinstance(value, str): return value
         raise _expected(key, value, f'a string (in YAML, quote it: {key.split(".")[-1]}: "{value}")')
@@ -99,7 +103,8 @@ def _fail(): raise ValueError
 
 def _coerce_tuple(key, value, default):
     "A list value (YAML list, '[a, b]' or 'a,b') as a tuple of the default's length and element types."
-    items = yaml.safe_load(value) if isinstance(value, str) else value
+    try: items = yaml.safe_load(value) if isinstance(value, str) else value
+    except yaml.YAMLError: raise _expected(key, value, f"a list of {len(default)} values like {list(default)}") from None
     if isinstance(items, str): items = items.split(",")
     if not isinstance(items, (list, tuple)) or len(items) != len(default):
         raise _expected(key, value, f"a list of {len(default)} values like {list(default)}")
@@ -129,6 +134,15 @@ def config_from_dict(cls, values:dict, where:str, prefix:str="", base=None):
 # %% ../nbs/07a_config.ipynb #b8267eac
 def _finite(x): return isinstance(x, (int, float)) and math.isfinite(x)
 
+def non_finite_keys(config, prefix:str="") -> list:
+    "The (dotted) keys of a config dataclass whose number, or a number of whose list, is NaN or infinite."
+    bad = []
+    for f in fields(config):
+        value, key = getattr(config, f.name), prefix + f.name
+        if is_dataclass(value): bad += non_finite_keys(value, key + ".")
+        elif any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))): bad.append(key)
+    return bad
+
 def check_config(cfg:TrainConfig) -> TrainConfig:
     "Raise a clear error for values no run can use."
     if cfg.dataset not in NUM_CLASSES: raise ValueError(f"dataset must be one of {sorted(NUM_CLASSES)}, got {cfg.dataset!r}")
@@ -143,7 +157,11 @@ def check_config(cfg:TrainConfig) -> TrainConfig:
     if cfg.mixing not in MIXINGS: raise ValueError(f"mixing must be one of {MIXINGS}, got {cfg.mixing!r}")
     if cfg.epochs < 1 or cfg.batch_size < 1: raise ValueError(f"epochs and batch_size must be at least 1, got {cfg.epochs} and {cfg.batch_size}")
     if cfg.iters_per_epoch < 0 or cfg.workers < 0: raise ValueError("iters_per_epoch and workers must be ≥ 0 (iters_per_epoch 0: one pass)")
-    check_positive("lr", cfg.lr)
+    bad = non_finite_keys(cfg)
+    if bad: raise ValueError(f"config key(s) {bad} hold NaN or infinity: every number of a run must be finite")
+    check_positive("lr", cfg.lr); check_positive("lr_multi", cfg.lr_multi)
+    if not 0 <= cfg.momentum < 1: raise ValueError(f"momentum must be in [0, 1), got {cfg.momentum}")
+    if cfg.weight_decay < 0: raise ValueError(f"weight_decay must be ≥ 0, got {cfg.weight_decay}")
     if not all(_finite(w) and w >= 0 for w in cfg.loss_weights): raise ValueError(f"loss_weights must be finite and ≥ 0, got {cfg.loss_weights}")
     if not 0 <= cfg.tau <= 1: raise ValueError(f"tau must be in [0, 1], got {cfg.tau}")
     if not 0 <= cfg.conf_thresh <= 1: raise ValueError(f"conf_thresh must be in [0, 1], got {cfg.conf_thresh}")
@@ -160,6 +178,8 @@ def check_config(cfg:TrainConfig) -> TrainConfig:
 def check_augment(a:AugmentConfig):
     "Raise a clear error for a crop the augmentations cannot work on."
     if a.crop < 1: raise ValueError(f"augment.crop must be at least 1, got {a.crop}")
+    for name in [f.name for f in fields(a) if f.name.endswith("_p") or f.name == "tmp_cover_ratio"]:
+        if not 0 <= getattr(a, name) <= 1: raise ValueError(f"augment.{name} is a probability: it must be in [0, 1], got {getattr(a, name)}")
     if a.tmp_block > a.crop:
         raise ValueError(f"augment.tmp_block={a.tmp_block} is larger than augment.crop={a.crop}: TMP's grid would be one block over the "
                          f"whole image; choose augment.tmp_block ≤ augment.crop (the shipped configs use about crop/8 to crop/10)")

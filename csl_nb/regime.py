@@ -16,8 +16,11 @@ from pathlib import Path
 from .config import load_config
 from .train import run_folder
 from .report import read_runs, COLOURS, _steps, _band, _pct
+from contextlib import nullcontext
+from dataclasses import fields
+from .checkpoint import folder_lock
 from .benchmark import (Protocol, VARIANTS, run_variant, run_protocol, protocol_configs, train_all, read_history,
-                              selection_quality_report, save_figure)
+                              selection_quality_report, save_figure, protocol_with, PROTOCOL_OWNED)
 
 # %% ../nbs/09b_protocol_choice.ipynb #e0c0f002
 PROTOCOL_CANDIDATES = {
@@ -207,8 +210,16 @@ def regime(out:Path="runs/regime", report:Path=None, overrides:dict=None, candid
            jobs:int=1, from_logs:bool=False, budget:"BenchBudget"=None) -> str:
     """Train every candidate's supervised, unimatch and ceiling runs (`jobs` at a time); write regime.md, regime.json, regime.png and each candidate's selection quality.
     `from_logs`: train nothing, read the runs' logs (runs stopped early are compared at the epoch they all reached; no selection quality).
-    `budget`: apply the depth rule too, writing depth.md (the bench's estimated minutes at each candidate and the rule's pick)."""
-    report = Path(report or out); report.mkdir(parents=True, exist_ok=True)
+    `budget`: apply the depth rule too, writing depth.md (the bench's estimated minutes at each candidate and the rule's pick).
+    `overrides` may set protocol fields (applied to every candidate) and config keys, not the keys a protocol owns (`protocol_with`)."""
+    report = Path(report or out)
+    protocol_overrides = {k: v for k, v in (overrides or {}).items() if k in {f.name for f in fields(Protocol)} or k in PROTOCOL_OWNED}
+    candidates = {name: protocol_with(candidate, protocol_overrides)[0] for name, candidate in candidates.items()}
+    overrides = {k: v for k, v in (overrides or {}).items() if k not in protocol_overrides}
+    with (nullcontext() if from_logs else folder_lock(out)), folder_lock(report):
+        return _regime(Path(out), report, overrides, candidates, ceiling, jobs, from_logs, budget)
+
+def _regime(out:Path, report:Path, overrides:dict, candidates:dict, ceiling:int, jobs:int, from_logs:bool, budget) -> str:
     if from_logs: return regime_report(report, {name: (c, *logged_runs(Path(out) / f"candidate-{i}", c, overrides, ceiling))
                                                 for i, (name, c) in enumerate(candidates.items())}, budget)
     if jobs > 1: train_plans([plan for i, c in enumerate(candidates.values()) for plan in regime_protocols(Path(out) / f"candidate-{i}", c, ceiling)],

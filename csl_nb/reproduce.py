@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['TABLES', 'PUBLISHED', 'REPRODUCED_METHODS', 'PREPARE', 'MEASURED_MEMORY', 'load_published', 'per_gpu_batch',
            'train_argv', 'table_commands', 'missing_files', 'check_table_data', 'collect_table', 'memory_note',
-           'reproduce', 'RunStopped', 'run_finished', 'run_table', 'run_cost', 'evaluate_checkpoint',
-           'format_iou_table']
+           'reproduce', 'RunStopped', 'train_argv_config', 'run_state', 'run_table', 'train_table_run', 'run_cost',
+           'evaluate_checkpoint', 'format_iou_table']
 
 # %% ../nbs/10_reproduce.ipynb #f0a10004
 import json, subprocess, sys
@@ -17,8 +17,9 @@ import yaml
 from .embedded import ASSETS
 from .datasets import split_pairs, missing_names
 from .evaluate import evaluate
-from .config import TrainConfig, config_from_dict, load_config
-from .checkpoint import read_checkpoint, load_weights
+from .config import TrainConfig, config_from_dict, load_config, read_yaml, config_dict
+from .checkpoint import (read_checkpoint, load_weights, read_log, sync_log, folder_lock, config_differences,
+                               RESUMABLE_CHANGES)
 from .train import build_datasets, model_from_config, val_batch_size
 
 # %% ../nbs/10_reproduce.ipynb #0f612c42
@@ -31,11 +32,20 @@ TABLES = {
 PUBLISHED = ASSETS / "published.yaml"
 
 def load_published(path:Path=PUBLISHED) -> list:
-    "The published-numbers rows (table, method, split, miou or None, source)."
-    rows = yaml.safe_load(Path(path).read_text()) or []
+    "The published-numbers rows (table, method, split as text, miou or None, source); a ValueError naming the file and the row."
+    rows = read_yaml(path, str(path)) or []
+    if not isinstance(rows, list): raise ValueError(f"{path}: expected a list of rows (- table: …, method: …, split: …, miou: …, source: …), "
+                                                    f"got a {type(rows).__name__}")
     for row in rows:
+        if not isinstance(row, dict): raise ValueError(f"{path}: row {row!r} is not a mapping of table, method, split, miou and source")
         missing = {"table", "method", "split", "miou", "source"} - set(row)
         if missing: raise ValueError(f"{path}: row {row} lacks {sorted(missing)}")
+        row["split"] = str(row["split"])   # `split: 92` unquoted is the number 92: the tables name their splits as text
+        known = TABLES.get(row["table"], {}).get("splits")
+        if known and row["split"] not in known:
+            raise ValueError(f"{path}: row {row}: {row['table']} has splits {known}, not {row['split']!r} (in YAML, quote a split: split: \"1_16\")")
+        if row["miou"] is not None and not isinstance(row["miou"], (int, float)):
+            raise ValueError(f"{path}: row {row}: miou must be a number or null, got {row['miou']!r}")
     return rows
 
 # %% ../nbs/10_reproduce.ipynb #9e3b2a62
@@ -97,7 +107,8 @@ def collect_table(table:str, runs:Path="runs", methods=("csl",), published:list=
         ours = {}
         for split in splits:
             log = Path(runs) / table / f"{method}-{split}" / "log.jsonl"
-            if log.is_file(): ours[split] = 100 * max(json.loads(l)["val"]["miou"] for l in log.read_text().splitlines())
+            history = read_log(log)
+            if history: ours[split] = 100 * max(record["val"]["miou"] for record in history)
         lines.append(f"| csl_nb {method} (best epoch) | " + " | ".join(fmt(ours.get(s)) for s in splits) + " | runs in " + str(Path(runs) / table) + " |")
         if method != "csl": continue
         csl = {r["split"]: r["miou"] for r in published if r["method"] == "CSL"}
@@ -136,15 +147,28 @@ def reproduce(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_ME
 # %% ../nbs/10_reproduce.ipynb #5a2e973b
 class RunStopped(RuntimeError): "A run of `run_table` that exited with an error; the same command resumes it."
 
-def run_finished(folder:Path) -> bool:
-    "A run folder whose last.pt has reached its config's last epoch."
+def train_argv_config(argv:list) -> TrainConfig:
+    "The checked config that a `train_argv` command line trains (its --config, --method, --out and --set): bad keys named before any run."
+    args = argv[argv.index("train") + 1:]
+    config, method, out = (args[args.index(flag) + 1] for flag in ("--config", "--method", "--out"))
+    overrides = {}
+    for pair in args[args.index("--set") + 1:]:
+        key, sep, value = pair.partition("=")
+        if not sep or not key: raise ValueError(f"--set {pair}: expected KEY=VALUE, e.g. epochs=2 or augment.crop=64")
+        overrides[key] = value
+    return load_config(config, {**overrides, "method": method, "out": out})
+
+def run_state(folder:Path, cfg:TrainConfig) -> tuple:
+    "What a table's run folder holds for `cfg`: ('new' | 'stopped' | 'finished' | 'other config', the config keys that differ)."
     last = Path(folder) / "last.pt"
-    if not last.is_file(): return False
+    if not last.is_file(): return "new", []
     saved = read_checkpoint(last)
-    return saved.get("epoch", 0) >= saved["config"]["epochs"]
+    changed = [d for d in config_differences(saved["config"], config_dict(cfg)) if d.split(":")[0] not in RESUMABLE_CHANGES]
+    if changed: return "other config", changed
+    return ("finished" if saved["epoch"] >= cfg.epochs else "stopped"), []
 
 def run_table(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_METHODS, gpus:int=None, splits:list=None,
-              overrides:list=(), python:str=sys.executable) -> str:
+              overrides:list=(), python:str=sys.executable, published_path:Path=PUBLISHED) -> str:
     "Train every run of a paper table in sequence (finished runs skipped, stopped ones resumed), then its table so far."
     spec = TABLES[table]
     splits = list(splits or spec["splits"])
@@ -152,19 +176,32 @@ def run_table(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_ME
     if unknown: raise ValueError(f"{table} has splits {spec['splits']}, not {unknown}")
     problems = check_table_data(table, Path(data_root), splits)
     if problems: raise FileNotFoundError(problems[0])
+    published = load_published(published_path)   # a bad file is named now, not after the runs
     methods = [methods] if isinstance(methods, str) else list(methods)
-    for method in methods:
-        for split in splits:
-            folder = Path(runs) / table / f"{method}-{split}"
-            if run_finished(folder): print(f"{folder}: finished, skipped", flush=True); continue
-            argv = train_argv(table, str(data_root), split, str(runs), method, gpus, list(overrides))
-            if argv[0] == "python": argv[0] = python
-            resume = ["--resume"] if (folder / "last.pt").is_file() else []
-            print(("resuming " if resume else "training ") + " ".join(argv), flush=True)
-            done = subprocess.run(argv + resume)
-            if done.returncode: raise RunStopped(f"{method} on split {split} stopped (exit status {done.returncode}); "
-                                                   f"run the same command again to resume it from {folder / 'last.pt'}")
-    return collect_table(table, runs, methods)
+    plan = [(method, split, train_argv(table, str(data_root), split, str(runs), method, gpus, list(overrides))) for method in methods for split in splits]
+    configs = [train_argv_config(argv) for _, _, argv in plan]   # a bad --set is named before any run starts
+    with folder_lock(Path(runs) / table):   # a second `reproduce --run` on these runs stops here, naming this one
+        for (method, split, argv), cfg in zip(plan, configs):
+            train_table_run(Path(runs) / table / f"{method}-{split}", argv, cfg, python)
+    return collect_table(table, runs, methods, published)
+
+def train_table_run(folder:Path, argv:list, cfg:TrainConfig, python:str=sys.executable):
+    "Train, resume or skip one run of a table, saying which; RunStopped if its process fails."
+    state, changed = run_state(folder, cfg)
+    if state == "other config":
+        return print(f"{folder}: holds a run with another config ({'; '.join(changed)}): skipped, and the table shows its result; "
+                     f"to train with these settings, pass another --runs folder (or remove {folder})", flush=True)
+    if state == "finished":
+        sync_log(folder, read_checkpoint(folder / "last.pt")["history"])
+        return print(f"{folder}: finished, skipped", flush=True)
+    if argv[0] == "python": argv = [python, *argv[1:]]
+    resume = ["--resume"] if state == "stopped" else []
+    print(("resuming " if resume else "training ") + " ".join(argv), flush=True)
+    done = subprocess.run(argv + resume)
+    if done.returncode:
+        saved = (f"run the same command again to resume it from {folder / 'last.pt'}" if (folder / "last.pt").is_file()
+                 else "no epoch of it was saved: the same command starts it again")
+        raise RunStopped(f"{cfg.method} on split {cfg.split} stopped (exit status {done.returncode}); {saved}")
 
 # %% ../nbs/10_reproduce.ipynb #7828af3a
 def run_cost(table:str, split:str, path:Path=MEASURED_MEMORY) -> dict:

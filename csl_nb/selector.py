@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['RANK_TOL', 'NO_PIXEL_MEAN', 'NO_PIXEL_VAR', 'EPS', 'kmeans_sdp', 'round_sdp', 'sdp_two_means', 'spectral_two_means',
-           'cluster_statistics', 'check_positive', 'soft_weights', 'gram_matrices', 'symmetric_eigen_2x2',
-           'axes_from_gram', 'spectral_clusters', 'reliable_cluster', 'masked_statistics', 'Separation',
-           'weigh_clusters', 'separate', 'partition_disagreement', 'sdp_disagreement']
+           'cluster_statistics', 'real_scalar', 'check_positive', 'soft_weights', 'gram_matrices',
+           'symmetric_eigen_2x2', 'axes_from_gram', 'spectral_clusters', 'reliable_cluster', 'masked_statistics',
+           'Separation', 'weigh_clusters', 'separate', 'partition_disagreement', 'sdp_disagreement']
 
 # %% ../nbs/01_convex_selector.ipynb #99169cdf
-import math
+import math, numbers
 from typing import NamedTuple
 import numpy as np
 import torch
@@ -68,10 +68,17 @@ def cluster_statistics(features:torch.Tensor, # n×2 feature rows of one image
 # %% ../nbs/01_convex_selector.ipynb #9d0afb84
 EPS = 1e-8  # ε: keeps the z-scores finite when a cluster has no spread
 
-def check_positive(name:str, value):
-    "Raise a clear error naming the option unless `value` is a finite number > 0 (the fall-off α, and later other options)."
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+def real_scalar(value) -> float:
+    "`value` as a float if it is one real number (Python, NumPy such as `np.float32(8)`, or a 0-d tensor), else None."
+    if torch.is_tensor(value) and value.ndim == 0 and not (value.is_complex() or value.dtype == torch.bool): value = value.item()
+    return None if isinstance(value, bool) or not isinstance(value, numbers.Real) else float(value)   # a bool is no α
+
+def check_positive(name:str, value) -> float:
+    "`value` as a float, or a clear error naming the option unless it is a finite real number > 0 (the fall-off α, and later other options)."
+    number = real_scalar(value)
+    if number is None or not (math.isfinite(number) and number > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
 
 def soft_weights(conf:torch.Tensor, disp:torch.Tensor, # B×… features
                  valid:torch.Tensor,                   # B×… bool, or 1.0/0.0
@@ -167,7 +174,7 @@ def separate(features:torch.Tensor, # B×2×N feature rows (c, r), zero where in
              alpha:float=8.0,       # fall-off of the soft weights
             ) -> Separation:
     "CSL's per-image separation of a batch of feature rows, and the soft weights."
-    check_positive("alpha", alpha)
+    alpha = check_positive("alpha", alpha)
     return weigh_clusters(features, inside, *axes_from_gram(gram_matrices(features)), alpha)
 
 # %% ../nbs/01_convex_selector.ipynb #4a18141d

@@ -6,8 +6,8 @@
 __all__ = ['DIAGNOSTIC_TAUS', 'unlabeled_loss', 'ohem_loss', 'labeled_loss', 'selector_options', 'select_pseudo_labels',
            'PseudoLabelStats', 'paste', 'frozen_batchnorm_statistics', 'timed', 'memory_format', 'full_precision',
            'train_step', 'csl_step', 'unimatch_step', 'poly_lr', 'TrainingDiverged', 'batch_groups', 'optimizer_steps',
-           'run_folder', 'train_epoch', 'model_from_config', 'build_training', 'prepare_data', 'train', 'write_log',
-           'step_trace', 'plot_step_trace', 'first_batch']
+           'run_folder', 'train_epoch', 'model_from_config', 'build_training', 'prepare_data', 'train',
+           'check_finite_weights', 'write_log', 'step_trace', 'plot_step_trace', 'first_batch']
 
 # %% ../nbs/08_train.ipynb #3e432dc9
 import json, os, random, re, resource, sys, time
@@ -28,7 +28,8 @@ from .evaluate import evaluate, ShardSampler
 from .config import TrainConfig, check_config, config_dict
 from .processes import pick_device, setup_processes, use_all_cores, distributed, sync_buffers, all_sum, weight_spread
 from .checkpoint import (CheckpointError, save_atomic, remove_stale_temporaries, read_checkpoint, model_identity, load_checkpoint,
-                               load_weights, RESUMABLE_CHANGES, config_differences, check_resumable, rng_state, set_rng_state)
+                               load_weights, RESUMABLE_CHANGES, config_differences, check_resumable, rng_state, set_rng_state,
+                               write_text_atomic, log_text, read_log, sync_log, folder_lock, FolderBusy)
 from .loaders import Repeated, make_loader, build_datasets, val_batch_size, epoch_loaders, training_batches, check_crop, check_batches
 
 # %% ../nbs/08_train.ipynb #351db65a
@@ -292,15 +293,18 @@ def prepare_data(cfg:TrainConfig, world:int, main:bool) -> dict:
     return datasets
 
 def train(cfg:TrainConfig, resume:bool=False, stop_after_epoch:int=None) -> dict:
-    "Train as configured (resuming from the run folder's last.pt if asked); returns the last epoch's record."
+    "Train as configured (resuming from the run folder's last.pt if asked), holding the run folder; returns the last epoch's record."
     check_config(cfg)
     rank, world, device = setup_processes(cfg.device)
+    if rank: return _train(cfg, resume, stop_after_epoch, rank, world, device)
+    with folder_lock(run_folder(cfg)):   # a second process on this folder stops here, naming this one
+        return _train(cfg, resume, stop_after_epoch, rank, world, device)
+
+def _train(cfg:TrainConfig, resume:bool, stop_after_epoch:int, rank:int, world:int, device) -> dict:
     main, folder = rank == 0, run_folder(cfg)
     if resume:
         saved = load_checkpoint(folder / "last.pt", cfg); check_resumable(saved["config"], cfg, folder)
-        if main and saved["epoch"] >= cfg.epochs:
-            print(f"{folder} is already complete: epoch {saved['epoch']} of {cfg.epochs} is saved, nothing to resume "
-                  f"(to train longer, raise epochs: --set epochs={cfg.epochs + 1})", file=sys.stderr)
+        if saved["epoch"] >= cfg.epochs: return _nothing_to_resume(saved, cfg, folder, main)
     elif (folder / "last.pt").exists():
         raise FileExistsError(f"{folder} already holds a run: pass --resume to continue it, or choose another out folder")
     datasets = prepare_data(cfg, world, main)
@@ -321,6 +325,7 @@ def train(cfg:TrainConfig, resume:bool=False, stop_after_epoch:int=None) -> dict
         loaders = epoch_loaders(datasets, cfg, epoch, world, rank)
         record = dict(epoch=epoch + 1, **train_epoch(model, optimizer, loaders, cfg, epoch, state, device, main, scaler))
         sync_buffers(_unwrap(model))   # every rank evaluates (and rank 0 saves) the same model
+        check_finite_weights(_unwrap(model), epoch + 1, folder)
         record["val"] = {k: v for k, v in evaluate(_unwrap(model), loaders["val"], cfg.num_classes, cfg.eval_mode, cfg.augment.crop,
                                                    device, progress=main and cfg.progress).items() if k != "confusion"}
         if world > 1: record["rank_weight_spread"] = weight_spread(_unwrap(model))
@@ -329,19 +334,38 @@ def train(cfg:TrainConfig, resume:bool=False, stop_after_epoch:int=None) -> dict
         if main: _save_epoch(model, optimizer, cfg, state, record, folder)
     return record
 
+def _nothing_to_resume(saved:dict, cfg:TrainConfig, folder:Path, main:bool) -> dict:
+    "A resume of a run that has reached `cfg.epochs` already: say so, repair its log, change nothing else; its last record."
+    if main:
+        held = (f"epoch {saved['epoch']} of {cfg.epochs} is saved" if saved["epoch"] == cfg.epochs else f"epoch {saved['epoch']} is saved, past "
+                f"the epochs={cfg.epochs} asked for; nothing changed (its config.yaml keeps epochs: {saved['config']['epochs']})")
+        print(f"{folder} is already complete: {held}, nothing to resume (to train longer, raise epochs: --set epochs={saved['epoch'] + 1})", file=sys.stderr)
+        sync_log(folder, saved["history"])
+    return saved["history"][-1]
+
+def check_finite_weights(model, epoch:int, folder:Path):
+    "Raise TrainingDiverged naming the first parameter or buffer holding NaN or infinity, before the model is evaluated or saved."
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            last = folder / "last.pt"
+            raise TrainingDiverged(f"the model diverged in epoch {epoch}: {name} holds {int((~torch.isfinite(tensor)).sum())} non-finite "
+                                   f"values of {tensor.numel()}; nothing of that epoch was saved ("
+                                   + (f"the last good checkpoint is {last})" if last.is_file() else "no epoch had been saved)")
+                                   + "; lower lr, or check momentum and weight_decay")
+
 def write_log(folder:Path, history:list):
-    "Rewrite log.jsonl from a run's history (one JSON line per epoch)."
-    (folder / "log.jsonl").write_text("".join(json.dumps(record) + "\n" for record in history))
+    "Rewrite log.jsonl from a run's history (one JSON line per epoch), atomically."
+    write_text_atomic(log_text(history), folder / "log.jsonl")
 
 def _save_epoch(model, optimizer, cfg, state, record, folder):
-    "Write last.pt (and best.pt when mIoU improved) atomically, then the epoch's log line."
+    "Write best.pt (when mIoU improved), then last.pt, the epoch's commit point, atomically; then the log from the history."
     checkpoint = dict(model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(), epoch=state["epoch"], step=state["step"],
                       best_miou=max(state["best_miou"], record["val"]["miou"]), history=state["history"], rng=rng_state(),
                       identity=model_identity(cfg), config=config_dict(cfg), version=csl_nb.__version__)
-    save_atomic(checkpoint, folder / "last.pt")
-    if record["val"]["miou"] > state["best_miou"]:
+    if record["val"]["miou"] > state["best_miou"]:   # before last.pt: a kill between the two repeats this epoch on resume
         state["best_miou"] = record["val"]["miou"]; save_atomic(checkpoint, folder / "best.pt")
-    with open(folder / "log.jsonl", "a") as log: log.write(json.dumps(record) + "\n")
+    save_atomic(checkpoint, folder / "last.pt")
+    write_log(folder, state["history"])
 
 # %% ../nbs/08_train.ipynb #a8c0f021
 def step_trace(cfg:TrainConfig, steps:int) -> list:

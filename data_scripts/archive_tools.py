@@ -1,5 +1,5 @@
 """What the preparation scripts share: checking archives, extracting members, reporting the layout against the splits."""
-import hashlib, io, sys, tarfile, zipfile
+import hashlib, io, re, sys, tarfile, warnings, zipfile
 from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -32,11 +32,22 @@ def verify_archive(path: Path, name: str, expected_md5: str = None, skip_checksu
     return path
 
 
-def _safe(name: str) -> PurePosixPath:
-    "An archive member's path, refusing absolute paths and '..'."
+def _unsafe_because(name: str):
+    "Why an archive member's name could point outside the output folder on some OS (None if it cannot)."
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts: raise PreparationError(f"unsafe path in archive: {name!r}")
-    return path
+    if "\\" in name: return "a backslash (a folder separator on Windows)"
+    if path.is_absolute(): return "an absolute path"
+    if ".." in path.parts: return "'..'"
+    if any(re.match(r"[A-Za-z]:", part) for part in path.parts): return "a drive letter (C:, c:foo)"
+    return None
+
+
+def _safe(name: str, archive: Path = None) -> PurePosixPath:
+    "An archive member's path, refusing backslashes, absolute paths, '..' and drive letters (names that escape the output folder)."
+    reason = _unsafe_because(name)
+    if reason: raise PreparationError((f"{archive}: " if archive else "") + f"unsafe path in archive: member {name!r} has {reason}; "
+                                      f"it could be written outside --out: the archive is damaged or not the official one")
+    return PurePosixPath(name)
 
 
 _ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError)
@@ -58,18 +69,23 @@ def archive_members(path: Path):
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 for info in archive.infolist():
-                    if not info.is_dir(): yield str(_safe(info.filename)), reader(lambda info=info: archive.open(info))
+                    if not info.is_dir(): yield str(_safe(info.filename, path)), reader(lambda info=info: archive.open(info))
         else:
             with tarfile.open(path) as archive:
                 for member in archive:
-                    if member.isfile(): yield str(_safe(member.name)), reader(lambda member=member: archive.extractfile(member))
+                    if member.isfile(): yield str(_safe(member.name, path)), reader(lambda member=member: archive.extractfile(member))
     except _ARCHIVE_ERRORS as error: raise _unreadable(path, error) from None
 
 
 def decode_image(data: bytes, name: str, archive: Path) -> np.ndarray:
     "An archive member's image as an array, or a PreparationError naming the member and the archive."
     try:
-        with Image.open(io.BytesIO(data)) as image: return np.array(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)   # a header declaring a huge size: refused, not decoded
+            with Image.open(io.BytesIO(data)) as image: return np.array(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise PreparationError(f"{archive}: member {name} declares an implausibly large image ({error}); "
+                               f"the archive is damaged or not the official one") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise PreparationError(f"{archive}: member {name} is not a readable image ({type(error).__name__}: {error}); "
                                f"the archive may be damaged: re-download it") from None

@@ -134,6 +134,50 @@ def test_archive_paths_outside_the_output_are_refused(run_script, tmp_path, memb
     assert not list(tmp_path.rglob("escaped.png"))
 
 
+WINDOWS_ESCAPES = {"leftImg8bit/train/..\\..\\..\\escaped.png": "a backslash (a folder separator on Windows)",
+                   "C:/escaped.png": "a drive letter (C:, c:foo)", "c:escaped.png": "a drive letter (C:, c:foo)"}
+
+
+@pytest.mark.parametrize("member", list(WINDOWS_ESCAPES))
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_archive_paths_that_escape_on_windows_are_refused(run_script, tmp_path, member, kind):
+    "Backslashes and drive letters: harmless names on Linux, outside --out on Windows; refused on every OS, naming the member."
+    photo = png_bytes(np.zeros((2, 4, 3), np.uint8))
+    if kind == "tar":   # VOC's archive is a tar (read first: SBD's is never opened)
+        archive = tmp_path / "VOCtrainval_11-May-2012.tar"
+        with tarfile.open(archive, "w") as voc: add_to_tar(voc, member, photo)
+        args = ("prepare_pascal.py", "--voc", archive, "--sbd", archive)
+    else:               # Cityscapes' archives are zips
+        archive = write_zip(tmp_path / "leftImg8bit_trainvaltest.zip", {member: photo})
+        args = ("prepare_cityscapes.py", "--images", archive, "--labels", write_zip(tmp_path / "gtFine_trainvaltest.zip", {}))
+    done = run_script(*args, "--out", tmp_path / "deep" / "out", "--skip-checksum")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{archive}: unsafe path in archive: member {member!r} has {WINDOWS_ESCAPES[member]}; it could be written outside --out" in done.stderr
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and path.suffix == ".png"]
+
+
+def png_declaring(width, height):
+    "A small PNG whose header (IHDR, CRC recomputed) declares width × height pixels."
+    import struct, zlib
+    data = bytearray(png_bytes(np.zeros((2, 4), np.uint8)))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("size", [100_000, 10_000])   # over twice PIL's limit (its error), over the limit (its warning)
+def test_cityscapes_decompression_bomb_label_is_named(run_script, tmp_path, size):
+    frame = "aachen/aachen_000000_000019"
+    images = write_zip(tmp_path / "leftImg8bit_trainvaltest.zip", {f"leftImg8bit/train/{frame}_leftImg8bit.png": png_bytes(np.zeros((2, 4, 3), np.uint8))})
+    labels = write_zip(tmp_path / "gtFine_trainvaltest.zip", {f"gtFine/train/{frame}_gtFine_labelIds.png": png_declaring(size, size)})
+    done = run_script("prepare_cityscapes.py", "--images", images, "--labels", labels, "--out", tmp_path / "cs")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "DecompressionBomb" not in done.stderr
+    error, = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert f"error: {labels}: member gtFine/train/{frame}_gtFine_labelIds.png declares an implausibly large image (Image size ({size * size} pixels) exceeds limit" in error
+    assert error.endswith("the archive is damaged or not the official one")
+    assert not (tmp_path / "cs" / "gtFine").exists()
+
+
 def test_coco_masks(run_script, tmp_path):
     image = {"id": 9, "file_name": "000000000009.jpg", "height": 10, "width": 12}
     polygon = {"id": 1, "image_id": 9, "category_id": 3, "iscrowd": 0, "area": 16.0, "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]]}

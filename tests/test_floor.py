@@ -3,7 +3,7 @@ torch and numpy that `settings.ini` admits (torch 2.0.1, the oldest with Python 
 selector's input tests and the UniMatch recipe's weights there. It downloads about 2.5 GB from PyPI (torch 2.0.1 brings its
 CUDA 11.7 libraries), so it is marked `floor` and runs with `make test-floor`, not in `make test`; `test_wheel.py` checks
 the same wheel's dependencies and import surface in seconds."""
-import shutil, subprocess, sys, venv
+import os, shutil, subprocess, sys, venv
 from pathlib import Path
 import pytest
 
@@ -25,20 +25,28 @@ print("floor", torch.__version__, csl_nb.__file__)
 """
 
 
+def activated(env: Path) -> dict:
+    """This process's environment variables as `source ENV/bin/activate` leaves them: the new environment's programs first on
+    PATH, VIRTUAL_ENV naming it, no PYTHONPATH or PYTHONHOME (the tests may run in a venv or conda env of their own, whose
+    variables would otherwise reach the floor environment's processes); the rest (pip's index and proxy settings) is kept."""
+    variables = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    return {**variables, "VIRTUAL_ENV": str(env), "PATH": os.pathsep.join([str(env / "bin"), os.environ.get("PATH", "")])}
+
+
 def test_core_wheel_selects_with_the_floor_torch_and_numpy(tmp_path):
     wheel_dir = tmp_path / "dist"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(wheel_dir)],
                            capture_output=True, text=True, cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
-    venv.create(tmp_path / "env", with_pip=True)
-    python = tmp_path / "env" / "bin" / "python"
-    pip = lambda *args: subprocess.run([str(python), "-m", "pip", "install", "-q", *args], capture_output=True, text=True, cwd=tmp_path)
+    venv.create(tmp_path / "env", with_pip=True)   # from the base interpreter (also when this one is a venv): only its standard library
+    python, env = tmp_path / "env" / "bin" / "python", activated(tmp_path / "env")
+    pip = lambda *args: subprocess.run([str(python), "-m", "pip", "install", "-q", *args], capture_output=True, text=True, cwd=tmp_path, env=env)
     floor = pip(*FLOOR)
     assert floor.returncode == 0, floor.stderr[-3000:]
     core = pip("--no-deps", "--no-index", str(next(wheel_dir.glob("csl_nb-*.whl"))))
     assert core.returncode == 0, core.stderr[-3000:]
     shutil.copy(ROOT / "tests" / "test_selector_inputs.py", tmp_path)   # outside the repository: no conftest, the installed wheel
-    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_selector_inputs.py"], capture_output=True, text=True, cwd=tmp_path)
+    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_selector_inputs.py"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert tests.returncode == 0, tests.stdout[-3000:]
-    recipe = subprocess.run([str(python), "-c", RECIPE], capture_output=True, text=True, cwd=tmp_path)
+    recipe = subprocess.run([str(python), "-c", RECIPE], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert recipe.returncode == 0 and recipe.stdout.startswith("floor 2.0.1"), recipe.stderr[-3000:]

@@ -1,9 +1,10 @@
 """The built wheel, installed into a fresh virtual environment outside the repository: the package and its data travel
 in the wheel (configs, split lists, the embedded set's source, the MobileNetV2 weights), not from the checkout.
 
-The environment reuses this interpreter's installed packages (`--system-site-packages`): nothing is downloaded, and the
-wheel itself is installed with `--no-deps --no-index`."""
-import subprocess, sys, venv
+The environment reuses the installed packages of the interpreter running the tests (a `.pth` file naming its site
+folders; `--system-site-packages` would name the base interpreter's, without torch when the tests run in a venv or a conda
+env): nothing is downloaded, and the wheel itself is installed with `--no-deps --no-index`."""
+import site, subprocess, sys, venv
 from pathlib import Path
 import pytest
 import torch
@@ -20,12 +21,31 @@ def installed(tmp_path_factory):
                            capture_output=True, text=True, cwd=work)
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((work / "dist").glob("csl_nb-*.whl"))
-    venv.create(work / "env", system_site_packages=True, with_pip=False)   # this pip installs into it (--python): no ensurepip
+    venv.create(work / "env", with_pip=False)   # this pip installs into it (--python): no ensurepip
     python = work / "env" / "bin" / "python"
     done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
                           capture_output=True, text=True, cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
+    see_running_packages(python)
     return python, work
+
+
+def running_site_folders() -> list:
+    "The site folders of the interpreter running the tests: a venv's or conda env's own (and its base's where it sees them), the user's where enabled."
+    folders = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    return [folder for folder in folders if Path(folder).is_dir()]
+
+
+def see_running_packages(python: Path):
+    """Let the environment of `python` import the running interpreter's packages (torch, numpy, …) after its own.
+
+    A `.pth` file in its site-packages calls `site.addsitedir` on each of our site folders, which appends them to `sys.path`
+    (and runs their `.pth` files) after the environment's own site-packages: the installed wheel comes first. The checkout's
+    editable install (`__editable__.csl_nb-*.pth`) only appends its finder to `sys.meta_path`, behind the path finder that
+    finds the wheel, so it never shadows it; the tests check that `csl_nb.__file__` lies in the new environment."""
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], capture_output=True, text=True, check=True)
+    line = f"import site; list(map(site.addsitedir, {running_site_folders()!r}))\n"   # one line, run by `site` (a comprehension would not see `site`)
+    (Path(purelib.stdout.strip()) / "_running_interpreter_packages.pth").write_text(line)
 
 
 def run(python, work, *args):
