@@ -8,7 +8,7 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'warm_config', 'variant_config', 'run_variant', 'variant_runs', 'protocol_configs', 'train_all',
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
-           'logged_history', 'keep_run', 'run_seconds', 'kept_seconds', 'benchmark', 'bench_report',
+           'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark', 'bench_report',
            'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
@@ -291,9 +291,13 @@ def keep_run(report:Path, cfg:TrainConfig, name:str, quality:bool, count:int=256
     curves = {part: [np.asarray(a).tolist() for a in pair] for part, pair in curves[name].items()}
     (folder / "selection_quality.json").write_text(json.dumps(json_safe(dict(scores=scores[name], curves=curves))))
 
-def run_seconds(history:list) -> float:
-    "Seconds a run spent in its training steps, from its per-epoch log."
-    return sum(r["seconds_per_step"] * r["steps"] for r in history)
+def epoch_seconds(history:list) -> float:
+    "A run's median epoch in seconds, its evaluation included (logs older than `epoch_seconds`: its steps alone)."
+    return statistics.median(r["epoch_seconds"] if "epoch_seconds" in r else r["seconds_per_step"] * r["steps"] for r in history)
+
+def run_seconds(history:list, epochs:int=None) -> float:
+    "Seconds a run of `epochs` epochs (default: those logged) takes, from its per-epoch log: the median epoch times the epochs."
+    return epoch_seconds(history) * (epochs or len(history))
 
 def kept_seconds(report:Path, configs:list) -> dict:
     "{supervised?: [seconds]} of the runs kept in report/logs (steps × logged seconds per step): what a run of each kind costs."

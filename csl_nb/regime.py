@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from dataclasses import fields
 from .checkpoint import folder_lock
 from .benchmark import (Protocol, VARIANTS, run_variant, run_protocol, protocol_configs, train_all, read_history,
-                              selection_quality_report, save_figure, protocol_with, PROTOCOL_OWNED)
+                              selection_quality_report, save_figure, protocol_with, PROTOCOL_OWNED, epoch_seconds)
 
 # %% ../nbs/09b_protocol_choice.ipynb #e0c0f002
 PROTOCOL_CANDIDATES = {
@@ -268,10 +268,10 @@ def passes(protocol:Protocol) -> float:
     return protocol.epochs * protocol.iters * protocol.batch / protocol.unlabeled
 
 def bench_minutes(runs:dict, protocol:Protocol, budget:BenchBudget=BenchBudget()) -> float:
-    "The bench's wall minutes at a candidate's protocol, from its supervised and UniMatch runs' fastest logged epoch (other work only slows one)."
-    step = lambda name: statistics.mean(min(r["seconds_per_step"] for r in history) for history in runs[name])
-    semi = step("unimatch")
-    lane_seconds = protocol.epochs * protocol.iters * (budget.core_seeds * (step("supervised") + 2 * semi) + budget.ablation_seeds * 2 * semi)
+    "The bench's wall minutes at a candidate's protocol, from its supervised and UniMatch runs' median logged epoch (evaluation included)."
+    epoch = lambda name: statistics.mean(epoch_seconds(history) for history in runs[name])
+    semi = epoch("unimatch")
+    lane_seconds = protocol.epochs * (budget.core_seeds * (epoch("supervised") + 2 * semi) + budget.ablation_seeds * 2 * semi)
     return lane_seconds / budget.lanes / 60
 
 def choose_depth(results:dict, budget:BenchBudget=BenchBudget(), criteria:RegimeCriteria=RegimeCriteria()):

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['PAPER_SHAPES', 'FORMS', 'STEP_VARIANTS', 'STEP_SETTINGS', 'IMAGE_SIZES', 'PAPER_BATCHES', 'KERNEL_SETTINGS',
            'KERNEL_RUN', 'random_probabilities', 'time_call', 'selector_row', 'bench_selector', 'format_rows',
-           'timed_steps', 'time_variant', 'bench_step', 'format_step_rows', 'fixture_benchmark',
-           'unimatch_layout_weights', 'paper_step', 'bench_memory', 'write_memory', 'kernel_runs', 'format_kernel_rows',
-           'main']
+           'timed_steps', 'time_variant', 'time_config', 'bench_step', 'format_step_rows', 'protocol_step_configs',
+           'fast_backward_rows', 'format_backward_rows', 'fixture_benchmark', 'unimatch_layout_weights', 'paper_step',
+           'bench_memory', 'write_memory', 'kernel_runs', 'format_kernel_rows', 'main']
 
 # %% ../nbs/91_speed.ipynb #566f3247
 import argparse, hashlib, json, os, resource, statistics, subprocess, sys, tempfile, time
@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 from .dispersion import csl_weights, reference_csl_weights
 from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
-from .model import deep_stem_resnet101
+from .model import deep_stem_resnet101, set_fast_dilated_backward, fast_dilated_backward
 from .config import load_config
-from .cli import PINNED_KERNELS, pin_cpu_kernels
+from .processes import PINNED_KERNELS, pin_cpu_kernels, kernels_pinned, kernels_in_use
 from .fingerprint import write_reference_fingerprint, REFERENCE_FINGERPRINT, torch_threads
 from .train import build_datasets, epoch_loaders, training_batches, first_batch, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
 
@@ -103,10 +103,14 @@ def timed_steps(model, optimizer, cfg, device, steps:int, warmup:int) -> tuple:
 def time_variant(config:str, values:dict, steps:int, warmup:int, overrides:dict=None) -> dict:
     "One variant's timing: seconds per step, the selector's seconds and share, warm-up seconds, peak memory."
     cfg = load_config(config, {**{k: v for k, v in values.items() if k not in STEP_SETTINGS}, "progress": False, **(overrides or {})})
+    return time_config(cfg, steps, warmup, values.get("threads"), values.get("compile_model", False))
+
+def time_config(cfg, steps:int, warmup:int, threads:int=None, compile_model:bool=False) -> dict:
+    "Training steps of a fresh model of `cfg` on its first batches: seconds per step, the selector's seconds and share, warm-up seconds, peak memory."
     device = pick_device(cfg.device)
-    with torch_threads(values.get("threads", torch.get_num_threads())):
+    with torch_threads(threads or torch.get_num_threads()):
         model, optimizer, _ = build_training(cfg, device, 1)
-        if values.get("compile_model"): model = torch.compile(model)
+        if compile_model: model = torch.compile(model)
         warm, elapsed, selector = timed_steps(model, optimizer, cfg, device, steps, warmup)
     return dict(seconds_per_step=elapsed / steps, selector_seconds=selector / steps, selector_share=selector / elapsed,
                 batch=cfg.batch_size, warmup_seconds=warm, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -125,6 +129,36 @@ def format_step_rows(rows:list) -> str:
     lines += [f"{r['method']:<20}{r['batch']:>6}{r['seconds_per_step']:>9.3f}{r['selector_seconds']:>12.4f}{r['selector_share']:>15.1%}"
               f"{r['warmup_seconds']:>11.1f}{r['peak_rss_mb']:>13.0f}" for r in rows]
     return "\n".join(lines)
+
+# %% ../nbs/91_speed.ipynb #903592d2
+def protocol_step_configs(protocol=None, variants=("unimatch", "csl"), overrides:dict=None) -> dict:
+    "The first run of each variant of a bench protocol (default `BENCH`), as configs; nothing is written."
+    from csl_nb.benchmark import BENCH, variant_config
+    protocol = protocol or BENCH
+    out = Path(tempfile.gettempdir()) / "csl_nb-speed"
+    return {name: variant_config(name, out, protocol.splits[0], protocol.seeds[0], protocol, {"progress": False, **(overrides or {})})
+            for name in variants}
+
+def fast_backward_rows(configs:dict, steps:int=6, warmup:int=2, rounds:int=5, threads:int=1) -> list:
+    "Seconds per step of each config with torch's backward and with the fast one, alternating within rounds: medians and ratios."
+    seconds = {(name, fast): [] for name in configs for fast in (False, True)}
+    was = fast_dilated_backward()
+    try:
+        for r in range(rounds):
+            for name, cfg in configs.items():
+                for fast in ((False, True) if r % 2 == 0 else (True, False)):
+                    set_fast_dilated_backward(fast)
+                    seconds[name, fast].append(time_config(cfg, steps, warmup, threads)["seconds_per_step"])
+    finally: set_fast_dilated_backward(was)
+    return [dict(variant=name, rounds=rounds, steps=steps, threads=threads, torch_s=statistics.median(seconds[name, False]),
+                 fast_s=statistics.median(seconds[name, True]),
+                 speedup=statistics.median(a / b for a, b in zip(seconds[name, False], seconds[name, True]))) for name in configs]
+
+def format_backward_rows(rows:list) -> str:
+    "The fast-backward rows as a text table."
+    lines = [f"bench protocol step, {rows[0]['threads']} thread, kernels {kernels_in_use()}; medians of {rows[0]['rounds']} rounds × "
+             f"{rows[0]['steps']} steps, the two backwards alternating", f"{'variant':<12}{'torch s/step':>14}{'fast s/step':>13}{'speed-up':>10}"]
+    return "\n".join(lines + [f"{r['variant']:<12}{r['torch_s']:>14.3f}{r['fast_s']:>13.3f}{r['speedup']:>9.2f}×" for r in rows])
 
 # %% ../nbs/91_speed.ipynb #a91f0002
 IMAGE_SIZES = {"pascal": (375, 500), "cityscapes": (1024, 2048), "coco": (480, 640)}   # each data set's usual H × W
@@ -254,14 +288,15 @@ def main(argv=None):
                         f"the pinned kernels as the package's reference (default {REFERENCE_FINGERPRINT.name} in the package's assets; --out: a folder)")
     parser.add_argument("--bench-results", type=Path, default=Path("nbs/results/bench/results.csv"), help="--fingerprint: the committed bench's results.csv (its seed spread)")
     args = parser.parse_args(argv)
+    if argv is None and (args.fingerprint or args.what == "step"): pin_cpu_kernels(sys.argv[1:], "csl_nb.speed")   # as a program: the benchmark commands' kernels
     if args.fingerprint:
-        if argv is None: pin_cpu_kernels(sys.argv[1:], "csl_nb.speed")   # as a program: restart with the benchmark commands' kernels
         out = write_reference_fingerprint(Path(args.out) / REFERENCE_FINGERPRINT.name if args.out else REFERENCE_FINGERPRINT, args.bench_results)
         return print(f"wrote {out}")
     use_all_cores()
     if args.what == "memory": return write_memory(bench_memory(steps=args.full_steps, amp=args.amp), args.out)
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"]
-    if args.what == "step": lines.append(format_step_rows(bench_step(args.config, args.steps, rounds=args.rounds)))
+    if args.what == "step": lines += [format_step_rows(bench_step(args.config, args.steps, rounds=args.rounds)), "",
+                                      format_backward_rows(fast_backward_rows(protocol_step_configs()))]
     elif args.what == "kernels": lines.append(format_kernel_rows(kernel_runs(steps=args.steps)))
     else:
         for device in [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]:

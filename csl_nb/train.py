@@ -321,6 +321,7 @@ def _train(cfg:TrainConfig, resume:bool, stop_after_epoch:int, rank:int, world:i
         remove_stale_temporaries(folder)
     record = state["history"][-1] if state["history"] else None
     for epoch in range(state["epoch"], min(cfg.epochs, stop_after_epoch or cfg.epochs)):
+        started = time.perf_counter()
         torch.manual_seed(cfg.seed * 100003 + epoch * 101 + rank)    # augmentations: fixed per epoch and rank
         loaders = epoch_loaders(datasets, cfg, epoch, world, rank)
         record = dict(epoch=epoch + 1, **train_epoch(model, optimizer, loaders, cfg, epoch, state, device, main, scaler))
@@ -330,6 +331,7 @@ def _train(cfg:TrainConfig, resume:bool, stop_after_epoch:int, rank:int, world:i
                                                    device, progress=main and cfg.progress).items() if k != "confusion"}
         if world > 1: record["rank_weight_spread"] = weight_spread(_unwrap(model))
         record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        record["epoch_seconds"] = time.perf_counter() - started   # steps and evaluation: what a bench's time estimate reads
         state["history"].append(record); state["epoch"] = epoch + 1
         if main: _save_epoch(model, optimizer, cfg, state, record, folder)
     return record
