@@ -348,10 +348,7 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
     runs = {key: {**({"warm": warm[key]} if warm.get(key) else {}), **{name: runs[key][name] for name in variants if name in runs[key]}}
             for key in protocol_keys(protocol) if key in runs}
     rows = results_rows(runs)
-    write_results(rows, runs, report, protocol)
-    if missing:
-        text = (report / "results.md").read_text()
-        (report / "results.md").write_text(partial_note(len(configs), missing) + text)
+    write_results(rows, runs, report, protocol, partial=partial_note(len(configs), missing) if missing else "")
     save_figure(plot_curves(runs), report / "curves.png")
     kept_quality_report(report, protocol)
     return rows

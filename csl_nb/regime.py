@@ -4,10 +4,9 @@
 
 # %% auto #0
 __all__ = ['PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CANDIDATES', 'DEPTH_BASE', 'DEPTH_CANDIDATES',
-           'protocol_runs', 'plot_protocol', 'protocol', 'RegimeCriteria', 'regime_protocols', 'train_plans',
-           'regime_runs', 'regime_figures', 'regime_check', 'regime_verdict', 'regime_markdown', 'plot_regime',
-           'logged_runs', 'regime', 'regime_report', 'BenchBudget', 'passes', 'bench_minutes', 'choose_depth',
-           'depth_markdown']
+           'protocol_runs', 'plot_protocol', 'protocol', 'regime_protocols', 'train_plans', 'regime_runs',
+           'regime_figures', 'regime_verdict', 'regime_markdown', 'plot_regime', 'logged_runs', 'regime',
+           'regime_report', 'BenchBudget', 'passes', 'bench_minutes', 'choose_depth', 'depth_markdown']
 
 # %% ../nbs/09b_protocol_choice.ipynb #352a3bb5
 import json, statistics, textwrap
@@ -15,7 +14,7 @@ from dataclasses import dataclass, replace, asdict
 from pathlib import Path
 from .config import load_config
 from .train import run_folder
-from .report import read_runs, COLOURS, _steps, _band, _pct
+from .report import read_runs, COLOURS, _steps, _band, _pct, RegimeCriteria, regime_check
 from contextlib import nullcontext
 from dataclasses import fields
 from .checkpoint import folder_lock
@@ -74,15 +73,7 @@ def protocol(out:Path="runs/protocol", report:Path=None, bench_report:Path=None,
     return table
 
 # %% ../nbs/09b_protocol_choice.ipynb #483c1138
-@dataclass(frozen=True)
-class RegimeCriteria:
-    "The paper's regime as numbers (fractions), fixed before CSL runs on a protocol."
-    supervised: tuple = (0.35, 0.55)     # supervised mIoU on the smallest split
-    below_ceiling: float = 0.15          # ceiling − supervised, at least
-    foreground_selected: float = 0.25    # share of foreground unlabelled pixels the baseline selects, at least
-    foreground_precision: float = 0.85   # precision of those, at least
-    baseline_gain: float = 0.03          # unimatch − supervised, at least
-
+# RegimeCriteria: the criteria as numbers (08b, where every bench report checks its own runs against them)
 CEILING = 3000   # labelled scenes of the ceiling run: as many as the largest unlabelled pool
 
 # warm_iters=125: one pass of the warm start's 1 000 repeated labelled scenes at batch 8, the steps these runs logged
@@ -149,15 +140,6 @@ def regime_figures(runs:dict) -> dict:
                 gain=final("unimatch") - final("supervised"), below_ceiling=final("ceiling") - final("supervised"),
                 foreground_accuracy=pseudo("foreground_accuracy"), foreground_selected=pseudo("foreground_selected"),
                 foreground_precision=pseudo("foreground_precision"), seeds=len(runs["supervised"]))
-
-def regime_check(figures:dict, criteria:RegimeCriteria=RegimeCriteria()) -> dict:
-    "Each criterion met or not."
-    low, high = criteria.supervised
-    return {"supervised in range": low <= figures["supervised"] <= high,
-            "below ceiling": figures["below_ceiling"] >= criteria.below_ceiling,
-            "foreground selected": figures["foreground_selected"] >= criteria.foreground_selected
-                                   and figures["foreground_precision"] >= criteria.foreground_precision,
-            "baseline gains": figures["gain"] >= criteria.baseline_gain}
 
 # %% ../nbs/09b_protocol_choice.ipynb #34cbb4b2
 def regime_verdict(failed:list, stopped:bool) -> str:
