@@ -61,7 +61,7 @@ def colour_augmentation(jitter=(0.5, 0.5, 0.5, 0.25), # brightness, contrast, sa
                         jitter_p:float=0.8, grayscale_p:float=0.2,
                         blur_p:float=0.5, blur_sigma=(0.1, 2.0)) -> "v2.Compose":
     "Colour jitter, grayscale and Gaussian blur, each applied with its probability (UniMatch's strong view by default)."
-    from torchvision.transforms import v2   # here: the selector and `hide_reliable` need torch alone (`pip install csl_nb`)
+    from torchvision.transforms import v2   # here: the selector and `hide_reliable` need torch alone (the core install)
     return v2.Compose([v2.RandomApply([v2.ColorJitter(*jitter)], p=jitter_p),
                        v2.RandomGrayscale(p=grayscale_p),
                        v2.RandomApply([RandomGaussianBlur(blur_sigma)], p=blur_p)])

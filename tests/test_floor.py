@@ -21,6 +21,11 @@ reference = csl_nb.reference_csl_weights(pred_u_w.softmax(dim=1), ignore_mask !=
 assert w_u.shape == (2, 33, 33) and float((w_u.double() - reference).abs().max()) < 1e-4
 assert float(w_u[ignore_mask == 255].abs().max()) == 0.0
 x_m = csl_nb.hide_reliable(torch.randn(2, 3, 33, 33), torch.stack([csl_nb.block_mask(33, 4)] * 2), w_u == 1)
+import warnings
+with warnings.catch_warnings(record=True) as caught:   # compile=True at the floor: the eager selector, saying why
+    warnings.simplefilter("always")
+    w_compiled = csl_nb.csl_weights(pred_u_w.softmax(dim=1), ignore_mask != 255, compile=True)
+assert torch.equal(w_compiled, w_u) and any("needs torch" in str(w.message) for w in caught), [str(w.message) for w in caught]
 print("floor", torch.__version__, csl_nb.__file__)
 """
 
