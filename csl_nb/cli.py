@@ -9,10 +9,11 @@ __all__ = ['TENSOR_SUFFIXES', 'AT_LEAST_ONE', 'POSITIVE', 'THRESHOLD', 'PINNED_C
            'overview_figure', 'run_selector_demo', 'load_labels', 'run_audit', 'add_audit', 'check_yaml_value',
            'parse_overrides', 'train_config', 'run_train', 'kernels_line', 'recorded_kernels', 'record_kernels',
            'provenance', 'write_provenance', 'report_kernels', 'announce_fingerprint', 'device_overrides',
-           'run_benchmark', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags', 'add_kernels_flag',
-           'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime',
-           'run_protocol_choice', 'check_out_folders', 'resume_command', 'interrupted_message', 'output_folders',
-           'is_write_failure', 'write_cause', 'related', 'write_failure_message', 'main']
+           'run_benchmark', 'demo_note', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags',
+           'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce',
+           'build_parser', 'run_regime', 'run_protocol_choice', 'check_out_folders', 'resume_command',
+           'interrupted_message', 'output_folders', 'is_write_failure', 'write_cause', 'related',
+           'write_failure_message', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
 import argparse, contextlib, json, math, os, platform, subprocess, sys
@@ -300,7 +301,14 @@ def run_benchmark(args, run, protocol, gpu_protocol) -> str:
     check = None if pieces.get("from_logs") else announce_fingerprint(args)
     run(args.out, overrides, report, protocol, jobs=args.jobs, **pieces)
     write_provenance(report, args.argv, check, report_kernels(args))
-    return (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0] + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
+    table = (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0]
+    return table + (demo_note(protocol) if args.command == "demo" else "") + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
+
+def demo_note(protocol) -> str:
+    "What the demo is, printed under its table."
+    return (f"The demo is {len(protocol.seeds)} seed at {protocol.epochs * protocol.iters} steps per variant: a minutes-long check that the pipeline "
+            "runs and that the selection behaves as chapter 02 says. It ranks no method; the bench and what it can and cannot "
+            "show are in nbs/09_benchmark.ipynb.\n")
 
 # %% ../nbs/90_cli.ipynb #6ace8433
 def add_select(commands):

@@ -7,8 +7,9 @@ __all__ = ['VERDICT_SEEDS', 'PAIRS', 'NAMES', 'PARTIAL', 'COLOURS', 'detection_p
            'power_words', 'results_rows', 'shared_seeds', 'paired_difference', 'seed_words', 'seed_label', 't_interval',
            'interval_outcome', 'interval_words', 'tie_words', 'verdict', 'results_markdown', 'numeric_rows',
            'place_table', 'RegimeCriteria', 'regime_check', 'bench_regime', 'regime_line', 'summary_lines',
-           'partial_note', 'report_summary', 'selection_trace', 'protocol_markdown', 'write_results', 'read_runs',
-           'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'selection_quality']
+           'partial_note', 'report_summary', 'protocol_words', 'coverage_gaps', 'evidence_lines', 'selection_trace',
+           'protocol_markdown', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap',
+           'plot_qualitative', 'selection_quality']
 
 # %% ../nbs/08b_reports.ipynb #26ba913c
 import csv, json, re, statistics
@@ -288,6 +289,50 @@ def report_summary(report:Path, split:int=None) -> str:
     partial = PARTIAL.search((report / "results.md").read_text())
     return summary_lines(numeric_rows(report / "results.csv"), json.loads(quality.read_text()) if quality.is_file() else None,
                          partial and partial.group(1), split)
+
+# %% ../nbs/08b_reports.ipynb #ef0ad929
+def protocol_words(report:Path) -> str:
+    "A report's protocol in a few words, from its results.md's protocol table: labelled scenes, unlabelled pool, steps."
+    lines = (Path(report) / "results.md").read_text().splitlines()
+    cells = [c.strip() for c in lines[lines.index(next(l for l in lines if l.startswith("| labelled scenes"))) + 2].strip("|").split("|")]
+    labelled, pool = cells[0].split(" (of ")
+    return f"{labelled} labelled and {pool.rstrip(')')} scenes, {cells[3].split(', lr')[0]}" + (", after a supervised warm start" if cells[2] != "none" else "")
+
+def coverage_gaps(reports:list) -> list:
+    "CSL's reliable pixels' precision minus as many top-confidence pixels' over the batch (points), for each report's CSL model."
+    gaps = []
+    for report in reports:
+        quality = Path(report) / "selection_quality.json"
+        if not quality.is_file(): continue
+        s = json.loads(quality.read_text()).get("csl")
+        if s: gaps.append(100 * (s["CSL reliable (w = 1)"]["precision"] - s["top-c over the batch, same count"]["precision"]))
+    return gaps
+
+def evidence_lines(bench:Path, others:dict, demo:Path=None) -> str:
+    "What the committed reports support, in a few bullets: `bench`'s regime and power, CSL − UniMatch on it and on `others` ({label: folder}), equal coverage, the demo."
+    rows = numeric_rows(Path(bench) / "results.csv")
+    split = min(r["split"] for r in rows)
+    power = paired_difference(rows, split, "csl", "unimatch")
+    lines = [f"- **The bench** ({protocol_words(bench)}): {regime_line(rows)}"]
+    if len(power) >= VERDICT_SEEDS: lines.append(f"- **What its seeds can detect:** CSL − UniMatch, {power_words(power)}. A tie is no difference that large, not an equal pair.")
+    places = []
+    for label, folder in {"the bench": bench, **others}.items():
+        mine = numeric_rows(Path(folder) / "results.csv")
+        partial = PARTIAL.search((Path(folder) / "results.md").read_text())
+        for s in sorted({r["split"] for r in mine}):
+            place = _place(mine, s, "csl", "unimatch")
+            runs = re.findall(r"\d+", partial.group(1)) if partial else None
+            if place: places.append(f"{label}, {s} labelled{f' ({runs[0]} of its {runs[1]} runs)' if runs else ''}: {place}")
+    lines.append("- **CSL − UniMatch on every committed bench:** " + "; ".join(places) + ".")
+    gaps = coverage_gaps([bench, *others.values(), *([demo] if demo else [])])
+    if gaps: lines.append(f"- **Equal coverage:** on {sum(g < 0 for g in gaps)} of the {len(gaps)} stored CSL models (one seed each), CSL's reliable "
+                          f"pixels are less precise than as many top-confidence pixels over the batch ({min(gaps):+.2f} to {max(gaps):+.2f} points): "
+                          "the direction is against CSL's premise, and it has not been tested across seeds.")
+    if demo:
+        mine = numeric_rows(Path(demo) / "results.csv")
+        lines.append("- **The demo** (`csl_nb demo`) is one seed at 150 steps: a minutes-long check that the pipeline runs and that the selection "
+                     f"behaves as chapter 02 says. It ranks no method ({_place(mine, min(r['split'] for r in mine), 'csl', 'unimatch')}).")
+    return "\n".join(lines)
 
 # %% ../nbs/08b_reports.ipynb #c7fa0178
 def selection_trace(runs:dict) -> str:
