@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SELECTION_SETS', 'IGNORE', 'SHOWN_FROM', 'top_confidence', 'selection_scores', 'check_tau', 'equal_coverage',
-           'precision_coverage', 'selection_quality_markdown', 'plot_selection_quality', 'check_labels',
-           'check_not_empty', 'json_safe', 'unscored_note', 'Audit', 'audit']
+           'precision_coverage', 'selection_quality_markdown', 'zoom_on_points', 'plot_selection_quality',
+           'check_labels', 'check_not_empty', 'json_safe', 'unscored_note', 'Audit', 'audit']
 
 # %% ../nbs/02a_equal_coverage.ipynb #81929d7c
 import json, math
@@ -75,6 +75,19 @@ def selection_quality_markdown(scores:dict) -> str:
 
 SHOWN_FROM = 0.005   # the curves are drawn from 0.5 % of the pixels kept
 
+def zoom_on_points(ax, coverage, precision, points:list, where:tuple=(0.1, 0.42, 0.38, 0.3)):
+    "An inset that magnifies the curve around the marked points (x, y, marker, colour, size): at full scale they sit on one spot."
+    inside = [p for p in points if p[0] == p[0] and p[1] == p[1]]
+    if not inside or not len(coverage): return
+    xs, ys = [p[0] for p in inside], [p[1] for p in inside]
+    inset = ax.inset_axes(list(where))   # (x, y, width, height) in axes fractions: where the curve is not
+    inset.plot(coverage, precision, color="0.3", lw=1)
+    for x, y, marker, colour, size in inside: inset.plot(x, y, marker=marker, color=colour, ms=0.8 * size, ls="none")
+    pad_x, pad_y = max(1.5, 0.6 * (max(xs) - min(xs))), max(0.4, 0.6 * (max(ys) - min(ys)))
+    inset.set(xlim=(min(xs) - pad_x, max(xs) + pad_x), ylim=(min(ys) - pad_y, max(ys) + pad_y))
+    inset.tick_params(labelsize=6); inset.set_title("zoom", fontsize=7)
+    ax.indicate_inset_zoom(inset, edgecolor="0.5")
+
 def plot_selection_quality(scores:dict, curves:dict):
     "Per model (columns), all pixels (top) and foreground (bottom): precision against coverage of top-c, with CSL's and τ's points."
     import matplotlib.pyplot as plt
@@ -86,11 +99,14 @@ def plot_selection_quality(scores:dict, curves:dict):
             coverage, precision = map(np.asarray, curves[model][part])
             shown = coverage >= SHOWN_FROM   # below it, a handful of pixels: their precision is 0 or 1 by chance
             ax.plot(100 * coverage[shown], 100 * precision[shown], color="0.3", lw=1.5, label="top-c over the batch (curve of c)")
+            points = []
             for name, s in scores[model].items():
                 if name == SELECTION_SETS[2]: continue
                 marker, colour, size = markers.get(name, ("o", "C1", 8))
                 point = [float("nan") if _missing(s[key + kind]) else 100 * s[key + kind] for kind in ("coverage", "precision")]
                 ax.plot(*point, marker=marker, color=colour, ms=size, ls="none", label=name)
+                points.append((*point, marker, colour, size))
+            zoom_on_points(ax, 100 * coverage[shown], 100 * precision[shown], points, (0.1, 0.42, 0.38, 0.3) if row == 0 else (0.1, 0.08, 0.38, 0.3))
             if not len(coverage):
                 ax.text(0.5, 0.5, "no pixel to score", ha="center", va="center", transform=ax.transAxes, color="0.4"); ax.set(xlim=(0, 100), ylim=(0, 100))
             ax.set_xlabel(f"{'foreground ' if part != 'all' else ''}pixels kept (%)"); ax.set_ylabel("precision (%)")

@@ -349,7 +349,8 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
             for key in protocol_keys(protocol) if key in runs}
     rows = results_rows(runs)
     write_results(rows, runs, report, protocol, partial=partial_note(len(configs), missing) if missing else "")
-    save_figure(plot_curves(runs), report / "curves.png")
+    save_figure(plot_curves(runs, f"{Path(report).name}: mean over seeds, band from the lowest to the highest seed"
+                                  + (f"; partial, {len(configs) - len(missing)} of {len(configs)} runs" if missing else "")), report / "curves.png")
     kept_quality_report(report, protocol)
     return rows
 

@@ -389,8 +389,8 @@ def _band(ax, xs, series, colour, label):
     ax.plot(xs, values.mean(0), marker="o", ms=3, color=colour, label=label)
     if len(values) > 1: ax.fill_between(xs, values.min(0), values.max(0), color=colour, alpha=0.15)
 
-def plot_curves(runs:dict):
-    "Per split (rows): val mIoU against steps, then selected fraction, precision and weighted precision per epoch."
+def plot_curves(runs:dict, title:str=None):
+    "Per split (rows): val mIoU against steps, then selected fraction, precision and weighted precision per epoch; each line names its seeds."
     import matplotlib.pyplot as plt
     splits = sorted({split for split, _ in runs})
     fig, axes = plt.subplots(len(splits), 4, figsize=(16, 3.4 * len(splits)), squeeze=False)
@@ -399,13 +399,15 @@ def plot_curves(runs:dict):
         for name in dict.fromkeys(name for h in seeds for name in h):   # a partial bench may lack a variant on some seeds
             histories = [h[name] for h in seeds if name in h]
             offset = -sum(r["steps"] for r in histories[0]) if name == "warm" else 0
-            _band(row[0], _steps(histories[0], offset), [[100 * r["val"]["miou"] for r in h] for h in histories], COLOURS.get(name, "k"), name)
+            label = f"{name} ({len(histories)} seed{'s' * (len(histories) > 1)})"
+            _band(row[0], _steps(histories[0], offset), [[100 * r["val"]["miou"] for r in h] for h in histories], COLOURS.get(name, "k"), label)
             if histories[0][0].get("pseudo_labels"):
                 epochs = _steps(histories[0])
                 for ax, key in zip(row[1:], ("selected", "precision_selected", "weighted_precision")):
-                    _band(ax, epochs, [[100 * r["pseudo_labels"][key] for r in h] for h in histories], COLOURS.get(name, "k"), name)
-        for ax, title in zip(row, ("val mIoU (%)", "unlabelled pixels selected (%)", "precision of selected (%)", "weighted precision Σw·correct/Σw (%)")):
-            ax.set_title(f"{split} labelled: {title}", fontsize=9); ax.set_xlabel("step"); ax.legend(fontsize=7)
+                    _band(ax, epochs, [[100 * r["pseudo_labels"][key] for r in h] for h in histories], COLOURS.get(name, "k"), label)
+        for ax, heading in zip(row, ("val mIoU (%)", "unlabelled pixels selected (%)", "precision of selected (%)", "weighted precision Σw·correct/Σw (%)")):
+            ax.set_title(f"{split} labelled: {heading}", fontsize=9); ax.set_xlabel("step"); ax.legend(fontsize=7)
+    if title: fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
 
