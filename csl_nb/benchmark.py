@@ -295,9 +295,9 @@ def epoch_seconds(history:list) -> float:
     "A run's median epoch in seconds, its evaluation included (logs older than `epoch_seconds`: its steps alone)."
     return statistics.median(r["epoch_seconds"] if "epoch_seconds" in r else r["seconds_per_step"] * r["steps"] for r in history)
 
-def run_seconds(history:list, epochs:int=None) -> float:
-    "Seconds a run of `epochs` epochs (default: those logged) takes, from its per-epoch log: the median epoch times the epochs."
-    return epoch_seconds(history) * (epochs or len(history))
+def run_seconds(history:list) -> float:
+    "Seconds a run takes, from its per-epoch log: the median epoch times the epochs logged."
+    return epoch_seconds(history) * len(history)
 
 def kept_seconds(report:Path, configs:list) -> dict:
     "{supervised?: [seconds]} of the runs kept in report/logs (steps × logged seconds per step): what a run of each kind costs."

@@ -152,7 +152,7 @@ def _recorded_holder(handle) -> dict:
     except json.JSONDecodeError: return {"pid": "?", "host": "?", "command": "unreadable lock file", "since": "?"}
 
 def _open_locked(path:Path):
-    "The lock file at `path`, opened and flock-ed by this process; None if another process holds it."
+    "(the lock file at `path`, opened; whether this process now holds its flock: False when another process does)."
     while True:
         handle = open(path, "a+")
         try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,13 +6,12 @@
 __all__ = ['TENSOR_SUFFIXES', 'AT_LEAST_ONE', 'POSITIVE', 'THRESHOLD', 'PINNED_COMMANDS', 'KERNELS_RECORD', 'BENCHMARK_JOBS',
            'SHORT_WRITE', 'COMMANDS', 'load_tensor', 'save_png', 'save_npy', 'save_like', 'check_single_image',
            'load_selection_inputs', 'number_in_range', 'selection_summary', 'selection_options', 'run_select',
-           'overview_figure', 'run_selector_demo', 'load_labels', 'run_audit', 'add_audit', 'check_yaml_value',
-           'parse_overrides', 'train_config', 'run_train', 'kernels_line', 'recorded_kernels', 'record_kernels',
-           'provenance', 'write_provenance', 'report_kernels', 'announce_fingerprint', 'device_overrides',
-           'run_benchmark', 'demo_note', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags',
-           'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce',
-           'build_parser', 'run_regime', 'run_protocol_choice', 'check_out_folders', 'resume_command',
-           'interrupted_message', 'output_folders', 'is_write_failure', 'write_cause', 'related',
+           'overview_figure', 'run_selector_demo', 'load_labels', 'run_audit', 'add_audit', 'train_config', 'run_train',
+           'kernels_line', 'recorded_kernels', 'record_kernels', 'provenance', 'write_provenance', 'report_kernels',
+           'announce_fingerprint', 'device_overrides', 'run_benchmark', 'demo_note', 'add_select', 'add_selector_demo',
+           'add_benchmark', 'add_device_flags', 'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train',
+           'add_evaluate', 'add_reproduce', 'build_parser', 'run_regime', 'run_protocol_choice', 'check_out_folders',
+           'resume_command', 'interrupted_message', 'output_folders', 'is_write_failure', 'write_cause', 'related',
            'write_failure_message', 'main']
 
 # %% ../nbs/90_cli.ipynb #1fd1dbed
@@ -27,7 +26,7 @@ import csl_nb
 from .overlap import synthetic_predictions, pixel_table, threshold_report, format_report, plot_confidence_histograms
 from .dispersion import DISPERSIONS, csl_select, threshold_weights, plot_selection, separability_report
 from .audit import audit, check_labels, json_safe
-from .config import load_config, METHODS
+from .config import load_config, METHODS, parse_overrides
 from .train import train, use_all_cores, TrainingDiverged, run_folder, read_checkpoint, FolderBusy
 from .checkpoint import write_atomic, write_text_atomic
 from .benchmark import demo, bench, protocol_with, DEMO, BENCH, BENCH_GPU
@@ -199,25 +198,6 @@ def add_audit(commands):
     p.add_argument("--scale", type=float, default=1.0, help="a in r = a·g(c)·v (with --confidence-scaling)")
 
 # %% ../nbs/90_cli.ipynb #f9160bea
-def check_yaml_value(pair:str, value:str):
-    "Refuse a `--set` value that opens a YAML list or mapping (`[…]`, `{…}`) but does not parse as one, naming the pair."
-    if not value.lstrip().startswith(("[", "{")): return
-    try: yaml.safe_load(value)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at column {mark.column + 1}" if mark else ""
-        raise ValueError(f"--set {pair}: not valid YAML ({getattr(error, 'problem', None) or error}{where})") from None
-
-def parse_overrides(pairs:list) -> dict:
-    "KEY=VALUE strings as a dict of strings (the config converts them to their fields' types); each malformed pair named."
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key: raise ValueError(f"--set {pair}: expected KEY=VALUE, e.g. epochs=2 or augment.crop=64")
-        check_yaml_value(pair, value)
-        out[key] = value
-    return out
-
 def train_config(args):
     "The `train` subcommand's config: the file with `--set`, `--method` and `--out` on top."
     overrides = parse_overrides(args.set)

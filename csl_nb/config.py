@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'MIXINGS', 'TRUE_WORDS', 'FALSE_WORDS', 'CONFIGS', 'TrainConfig', 'coerce_value', 'config_from_dict',
-           'non_finite_keys', 'check_config', 'check_augment', 'read_yaml', 'config_dict', 'load_config']
+           'non_finite_keys', 'check_config', 'check_augment', 'read_yaml', 'config_dict', 'load_config',
+           'check_yaml_value', 'parse_overrides']
 
 # %% ../nbs/07a_config.ipynb #a7c0f004
 import json, math, re
@@ -218,3 +219,24 @@ def load_config(source, overrides:dict=None) -> TrainConfig:
     if not isinstance(values, dict): raise ValueError(f"{name}: a config must be a YAML mapping of keys to values, got a {type(values).__name__}")
     for key, value in (overrides or {}).items(): _set(values, key, value)
     return check_config(config_from_dict(TrainConfig, values, f"{name} with its overrides" if overrides else name))
+
+# %% ../nbs/07a_config.ipynb #d8507626
+def check_yaml_value(pair:str, value:str):
+    "Refuse a `--set` value that opens a YAML list or mapping (`[…]`, `{…}`) but does not parse as one, naming the pair."
+    if not value.lstrip().startswith(("[", "{")): return
+    try: yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark else ""
+        raise ValueError(f"--set {pair}: not valid YAML ({getattr(error, 'problem', None) or error}{where})") from None
+
+def parse_overrides(pairs:list) -> dict:
+    "KEY=VALUE strings as a dict of strings (the config converts them to their fields' types); each malformed pair named."
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key: raise ValueError(f"--set {pair}: expected KEY=VALUE, e.g. epochs=2 or augment.crop=64")
+        check_yaml_value(pair, value)
+        out[key] = value
+    return out
+

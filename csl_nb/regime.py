@@ -16,10 +16,9 @@ from .config import load_config
 from .train import run_folder
 from .report import read_runs, COLOURS, _steps, _band, _pct, RegimeCriteria, regime_check
 from contextlib import nullcontext
-from dataclasses import fields
 from .checkpoint import folder_lock
 from .benchmark import (Protocol, VARIANTS, run_variant, run_protocol, protocol_configs, train_all, read_history,
-                              selection_quality_report, save_figure, protocol_with, PROTOCOL_OWNED, epoch_seconds)
+                              selection_quality_report, save_figure, protocol_with, epoch_seconds)
 
 # %% ../nbs/09b_protocol_choice.ipynb #e0c0f002
 PROTOCOL_CANDIDATES = {
@@ -195,9 +194,8 @@ def regime(out:Path="runs/regime", report:Path=None, overrides:dict=None, candid
     `budget`: apply the depth rule too, writing depth.md (the bench's estimated minutes at each candidate and the rule's pick).
     `overrides` may set protocol fields (applied to every candidate) and config keys, not the keys a protocol owns (`protocol_with`)."""
     report = Path(report or out)
-    protocol_overrides = {k: v for k, v in (overrides or {}).items() if k in {f.name for f in fields(Protocol)} or k in PROTOCOL_OWNED}
-    candidates = {name: protocol_with(candidate, protocol_overrides)[0] for name, candidate in candidates.items()}
-    overrides = {k: v for k, v in (overrides or {}).items() if k not in protocol_overrides}
+    candidates = {name: protocol_with(candidate, overrides or {})[0] for name, candidate in candidates.items()}
+    overrides = protocol_with(Protocol(), overrides or {})[1]   # the config keys alone
     with (nullcontext() if from_logs else folder_lock(out)), folder_lock(report):
         return _regime(Path(out), report, overrides, candidates, ceiling, jobs, from_logs, budget)
 

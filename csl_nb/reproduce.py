@@ -17,7 +17,7 @@ import yaml
 from .embedded import ASSETS
 from .datasets import split_pairs, missing_names
 from .evaluate import evaluate
-from .config import TrainConfig, config_from_dict, load_config, read_yaml, config_dict
+from .config import TrainConfig, config_from_dict, load_config, read_yaml, config_dict, parse_overrides
 from .checkpoint import (read_checkpoint, load_weights, read_log, sync_log, folder_lock, config_differences,
                                RESUMABLE_CHANGES)
 from .train import build_datasets, model_from_config, val_batch_size
@@ -151,21 +151,17 @@ def train_argv_config(argv:list) -> TrainConfig:
     "The checked config that a `train_argv` command line trains (its --config, --method, --out and --set): bad keys named before any run."
     args = argv[argv.index("train") + 1:]
     config, method, out = (args[args.index(flag) + 1] for flag in ("--config", "--method", "--out"))
-    overrides = {}
-    for pair in args[args.index("--set") + 1:]:
-        key, sep, value = pair.partition("=")
-        if not sep or not key: raise ValueError(f"--set {pair}: expected KEY=VALUE, e.g. epochs=2 or augment.crop=64")
-        overrides[key] = value
-    return load_config(config, {**overrides, "method": method, "out": out})
+    return load_config(config, {**parse_overrides(args[args.index("--set") + 1:]), "method": method, "out": out})
 
 def run_state(folder:Path, cfg:TrainConfig) -> tuple:
-    "What a table's run folder holds for `cfg`: ('new' | 'stopped' | 'finished' | 'other config', the config keys that differ)."
+    """What a table's run folder holds for `cfg`: ('new' | 'stopped' | 'finished' | 'other config', the config keys that differ,
+    the saved history or None), its checkpoint read once."""
     last = Path(folder) / "last.pt"
-    if not last.is_file(): return "new", []
+    if not last.is_file(): return "new", [], None
     saved = read_checkpoint(last)
     changed = [d for d in config_differences(saved["config"], config_dict(cfg)) if d.split(":")[0] not in RESUMABLE_CHANGES]
-    if changed: return "other config", changed
-    return ("finished" if saved["epoch"] >= cfg.epochs else "stopped"), []
+    if changed: return "other config", changed, saved["history"]
+    return ("finished" if saved["epoch"] >= cfg.epochs else "stopped"), [], saved["history"]
 
 def run_table(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_METHODS, gpus:int=None, splits:list=None,
               overrides:list=(), python:str=sys.executable, published_path:Path=PUBLISHED) -> str:
@@ -187,12 +183,12 @@ def run_table(table:str, data_root:Path, runs:Path="runs", methods=REPRODUCED_ME
 
 def train_table_run(folder:Path, argv:list, cfg:TrainConfig, python:str=sys.executable):
     "Train, resume or skip one run of a table, saying which; RunStopped if its process fails."
-    state, changed = run_state(folder, cfg)
+    state, changed, history = run_state(folder, cfg)
     if state == "other config":
         return print(f"{folder}: holds a run with another config ({'; '.join(changed)}): skipped, and the table shows its result; "
                      f"to train with these settings, pass another --runs folder (or remove {folder})", flush=True)
     if state == "finished":
-        sync_log(folder, read_checkpoint(folder / "last.pt")["history"])
+        sync_log(folder, history)
         return print(f"{folder}: finished, skipped", flush=True)
     if argv[0] == "python": argv = [python, *argv[1:]]
     resume = ["--resume"] if state == "stopped" else []
