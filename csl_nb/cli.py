@@ -342,9 +342,12 @@ def add_regime(commands):
     p.add_argument("--out", type=Path, default=Path("runs/regime"), help="runs folder (default runs/regime)")
     p.add_argument("--report", type=Path, help="folder for regime.md, regime.json, regime.png (default: the runs folder)")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields of every run, e.g. channels_last=true")
-    p.add_argument("--from-logs", action="store_true", help="train nothing: the report from the runs' logs (a stopped run compared at the epoch all reached)")
+    p.add_argument("--from-logs", action="store_true", help="train nothing: the report from the runs' logs (a stopped run compared at the epoch all reached), or, "
+                   "for a candidate whose runs folder is gone, from REPORT/regime.json")
     p.add_argument("--candidates", choices=("cpu", "gpu", "depth"), help="which candidates: the CPU's (default), the GPU's (default with --device cuda), "
                    "or the depth candidates, with the rule that picks the bench's protocol among them (depth.md)")
+    p.add_argument("--cost-probe", type=AT_LEAST_ONE, metavar="EPOCHS", help="with --candidates depth: cost each candidate from EPOCHS epochs of fresh "
+                   "supervised and UniMatch runs with this code, two side by side (in OUT/cost-probe), instead of from its runs' logs")
     add_kernels_flag(p); add_device_flags(p, "the GPU candidates, budgets a CPU cannot afford")
 
 def add_train(commands):
@@ -392,8 +395,9 @@ def run_regime(args) -> str:
     candidates = {"cpu": REGIME_CANDIDATES, "gpu": GPU_REGIME_CANDIDATES, "depth": DEPTH_CANDIDATES}[which]
     overrides = device_overrides(args)
     check = None if args.from_logs else announce_fingerprint(args)
+    if args.cost_probe and which != "depth": raise SystemExit("csl_nb regime: --cost-probe prices the depth rule: use it with --candidates depth")
     table = regime(args.out, args.report, overrides, candidates, jobs=args.jobs, from_logs=args.from_logs,
-                   budget=BenchBudget() if which == "depth" else None)
+                   budget=BenchBudget() if which == "depth" else None, cost_probe=args.cost_probe or 0)
     write_provenance(args.report or args.out, args.argv, check, report_kernels(args))
     return table + f"\nwrote {args.report or args.out}: regime.md, regime.json, regime.png, provenance.json"
 

@@ -202,7 +202,7 @@ def zero_padding(image:torch.Tensor, valid:torch.Tensor) -> torch.Tensor:
 class SemiDataset(Dataset):
     "Labelled, unlabelled or validation samples of a segmentation benchmark, from a root folder and (image, mask) pairs."
     def __init__(self, root:Path, pairs:list, mode:str, num_classes:int, config:AugmentConfig=None,
-                 check:bool=True, source:str="split", views:str="csl"):
+                 check:bool=True, source:str="split", views:str="csl", preload:bool=False):
         if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if views not in VIEWS: raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
         if not pairs: raise ValueError(f"{source}: the split is empty")
@@ -213,11 +213,18 @@ class SemiDataset(Dataset):
         self.geometry = geometric_augmentation(c, IGNORE_INDEX if mode == "labeled" else UNLABELED_PAD)
         self.strong = colour_augmentation(c.strong_jitter, c.strong_jitter_p, c.grayscale_p, c.blur_p, c.blur_sigma)
         self.trusted = trusted_mask_augmentation(c.tmp_jitter, c.tmp_jitter_p, c.tmp_blur_p, c.blur_sigma)
+        self.decoded = [self._decode(i) for i in range(len(self.pairs))] if preload else None
 
     def __len__(self): return len(self.pairs)
 
     def _read(self, index):
-        "Image and mask (or None) of sample `index`, checked to have the same size."
+        "Image and mask (or None) of sample `index`: copies of the preloaded ones, else decoded from their files."
+        if self.decoded is None: return self._decode(index)
+        image, mask = self.decoded[index]
+        return image.clone(), (mask.clone() if mask is not None else None)
+
+    def _decode(self, index):
+        "Image and mask (or None) of sample `index` read from their files, checked to have the same size."
         image_name, mask_name = self.pairs[index]
         image = read_image(self.root / image_name)
         mask = read_mask(self.root / mask_name, self.num_classes) if mask_name else None
@@ -262,12 +269,13 @@ class SemiDataset(Dataset):
         return dict(strong=first, cutmix=box, strong2=second, cutmix2=box2)
 
 # %% ../nbs/05_data.ipynb #5a751293
-def embedded_datasets(config:AugmentConfig=None, spec:EmbeddedSpec=EmbeddedSpec(), cache:Path=None, views:str="csl") -> dict:
-    "Labelled, unlabelled and val SemiDatasets of the embedded benchmark (`views`: the unlabelled views of CSL or UniMatch)."
+def embedded_datasets(config:AugmentConfig=None, spec:EmbeddedSpec=EmbeddedSpec(), cache:Path=None, views:str="csl",
+                      preload:bool=True) -> dict:
+    "Labelled, unlabelled and val SemiDatasets of the embedded benchmark (`views`: the unlabelled views of CSL or UniMatch), preloaded."
     root = embedded_benchmark(spec, cache)
     config = config or AugmentConfig(crop=64, tmp_block=8)
     return {mode: SemiDataset(root, read_split(root / f"{mode}.txt"), mode, len(spec.class_names), config, source=f"embedded {mode}",
-                              views=views) for mode in MODES}
+                              views=views, preload=preload) for mode in MODES}
 
 def benchmark_datasets(dataset:str, split:str, root:Path, config:AugmentConfig=None, views:str="csl") -> dict:
     "Labelled, unlabelled and val SemiDatasets of a prepared benchmark folder and a community split."

@@ -29,10 +29,10 @@ def make_loader(dataset, cfg:TrainConfig, world:int, rank:int, seed:int, shuffle
     return DataLoader(dataset, batch_size or cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=shuffle,
                       persistent_workers=False, pin_memory=torch.cuda.is_available())
 
-def build_datasets(cfg:TrainConfig) -> dict:
-    "Labelled, unlabelled and val datasets of the configured benchmark, with the unlabelled views the method's step uses."
+def build_datasets(cfg:TrainConfig, preload:bool=True) -> dict:
+    "Labelled, unlabelled and val datasets of the configured benchmark, with the unlabelled views the method's step uses (embedded: `preload`ed)."
     views = "unimatch" if cfg.method == "unimatch" else "csl"
-    if cfg.dataset == "embedded": return embedded_datasets(cfg.augment, cfg.embedded, views=views)
+    if cfg.dataset == "embedded": return embedded_datasets(cfg.augment, cfg.embedded, views=views, preload=preload)
     return benchmark_datasets(cfg.dataset, cfg.split, cfg.data_root, cfg.augment, views=views)
 
 def val_batch_size(cfg:TrainConfig) -> int:

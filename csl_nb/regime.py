@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CANDIDATES', 'DEPTH_BASE', 'DEPTH_CANDIDATES',
-           'protocol_runs', 'plot_protocol', 'protocol', 'regime_protocols', 'train_plans', 'regime_runs',
-           'regime_figures', 'regime_verdict', 'regime_markdown', 'plot_regime', 'logged_runs', 'regime',
-           'regime_report', 'BenchBudget', 'passes', 'bench_minutes', 'choose_depth', 'depth_markdown']
+           'COST_PROBE_EPOCHS', 'PROBED', 'protocol_runs', 'plot_protocol', 'protocol', 'regime_protocols',
+           'train_plans', 'regime_runs', 'regime_figures', 'regime_verdict', 'regime_markdown', 'plot_regime',
+           'logged_runs', 'recorded_runs', 'regime', 'regime_report', 'BenchBudget', 'passes', 'bench_minutes',
+           'probe_costs', 'cost_words', 'choose_depth', 'depth_markdown']
 
 # %% ../nbs/09b_protocol_choice.ipynb #352a3bb5
 import json, statistics, textwrap
@@ -187,21 +188,34 @@ def logged_runs(out:Path, candidate:Protocol, overrides:dict=None, ceiling:int=C
     runs["ceiling"] = [read_history(run_folder(c)) for c in protocol_configs(top_folder, top_protocol, overrides, alone)[1]]
     return runs, epochs
 
+def recorded_runs(folder:Path, report:Path, name:str, candidate:Protocol, overrides:dict=None, ceiling:int=CEILING) -> tuple:
+    "A candidate's (runs, epochs compared) from its runs' logs, or, where its runs folder is gone, from the report's regime.json (saying so)."
+    saved = Path(report) / "regime.json"
+    if Path(folder).is_dir() or not saved.is_file(): return logged_runs(folder, candidate, overrides, ceiling)
+    record = json.loads(saved.read_text()).get(name)
+    if record is None: raise FileNotFoundError(f"{folder}: no runs, and {saved} has no candidate {name!r}")
+    if Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["protocol"].items()}) != candidate:
+        raise ValueError(f"{saved}: candidate {name!r} was run with another protocol; train it again (without --from-logs)")
+    print(f"{folder}: no runs; {name!r} read from {saved}")
+    return record["runs"], record["figures"]["epochs"]
+
 def regime(out:Path="runs/regime", report:Path=None, overrides:dict=None, candidates:dict=REGIME_CANDIDATES, ceiling:int=CEILING,
-           jobs:int=1, from_logs:bool=False, budget:"BenchBudget"=None) -> str:
+           jobs:int=1, from_logs:bool=False, budget:"BenchBudget"=None, cost_probe:int=0) -> str:
     """Train every candidate's supervised, unimatch and ceiling runs (`jobs` at a time); write regime.md, regime.json, regime.png and each candidate's selection quality.
     `from_logs`: train nothing, read the runs' logs (runs stopped early are compared at the epoch they all reached; no selection quality).
-    `budget`: apply the depth rule too, writing depth.md (the bench's estimated minutes at each candidate and the rule's pick).
+    `budget`: apply the depth rule too, writing depth.md (the bench's estimated minutes at each candidate and the rule's pick);
+    `cost_probe` > 0: cost each candidate from that many epochs of fresh runs (`probe_costs`, in out/cost-probe), not from its logs.
     `overrides` may set protocol fields (applied to every candidate) and config keys, not the keys a protocol owns (`protocol_with`)."""
     report = Path(report or out)
     candidates = {name: protocol_with(candidate, overrides or {})[0] for name, candidate in candidates.items()}
     overrides = protocol_with(Protocol(), overrides or {})[1]   # the config keys alone
     with (nullcontext() if from_logs else folder_lock(out)), folder_lock(report):
-        return _regime(Path(out), report, overrides, candidates, ceiling, jobs, from_logs, budget)
+        costs = probe_costs(Path(out) / "cost-probe", candidates, overrides, cost_probe, budget.lanes) if budget and cost_probe else None
+        return _regime(Path(out), report, overrides, candidates, ceiling, jobs, from_logs, budget, costs)
 
-def _regime(out:Path, report:Path, overrides:dict, candidates:dict, ceiling:int, jobs:int, from_logs:bool, budget) -> str:
-    if from_logs: return regime_report(report, {name: (c, *logged_runs(Path(out) / f"candidate-{i}", c, overrides, ceiling))
-                                                for i, (name, c) in enumerate(candidates.items())}, budget)
+def _regime(out:Path, report:Path, overrides:dict, candidates:dict, ceiling:int, jobs:int, from_logs:bool, budget, costs) -> str:
+    if from_logs: return regime_report(report, {name: (c, *recorded_runs(Path(out) / f"candidate-{i}", report, name, c, overrides, ceiling))
+                                                for i, (name, c) in enumerate(candidates.items())}, budget, costs)
     if jobs > 1: train_plans([plan for i, c in enumerate(candidates.values()) for plan in regime_protocols(Path(out) / f"candidate-{i}", c, ceiling)],
                              overrides, jobs)
     measured = {}
@@ -210,10 +224,11 @@ def _regime(out:Path, report:Path, overrides:dict, candidates:dict, ceiling:int,
         measured[name] = (candidate, regime_runs(Path(out) / folder, candidate, overrides, ceiling), candidate.epochs)
         # CSL's selection at equal coverage on the warm start's and UniMatch's predictions
         selection_quality_report(report / folder, Path(out) / folder, replace(candidate, splits=candidate.splits[:1]), overrides, ("unimatch",))
-    return regime_report(report, measured, budget)
+    return regime_report(report, measured, budget, costs)
 
-def regime_report(report:Path, measured:dict, budget:"BenchBudget"=None) -> str:
-    "regime.md, regime.json and regime.png in `report` from {name: (protocol, runs, epochs compared)}, and depth.md given a budget; the tables."
+def regime_report(report:Path, measured:dict, budget:"BenchBudget"=None, costs:dict=None) -> str:
+    """regime.md, regime.json and regime.png in `report` from {name: (protocol, runs, epochs compared)}, and depth.md given a budget; the tables.
+    `costs` ({name: runs}, from `probe_costs`): the runs each candidate's bench minutes are estimated from, instead of its own."""
     all_runs = {name: runs for name, (_, runs, _) in measured.items()}
     results = {name: (p, {**regime_figures(runs), "epochs": epochs}) for name, (p, runs, epochs) in measured.items()}
     table = regime_markdown(results)
@@ -222,18 +237,20 @@ def regime_report(report:Path, measured:dict, budget:"BenchBudget"=None) -> str:
                                                     for name, (p, f) in results.items()}))
     save_figure(plot_regime(all_runs), report / "regime.png")
     if budget is None: return table
-    depth = depth_markdown({name: (p, f, bench_minutes(all_runs[name], p, budget)) for name, (p, f) in results.items()}, budget)
+    timed = costs or all_runs
+    depth = depth_markdown({name: (p, f, bench_minutes(timed[name], p, budget)) for name, (p, f) in results.items()}, budget)
+    depth += cost_words(timed, costs is not None)
     (report / "depth.md").write_text(depth)
     return table + "\n" + depth
 
 # %% ../nbs/09b_protocol_choice.ipynb #b0b9e16e
 @dataclass(frozen=True)
 class BenchBudget:
-    "What the bench may spend: wall minutes with `lanes` runs side by side, and the seeds of its core table and its ablations."
+    "What the bench may spend: wall minutes with `lanes` runs side by side, and the seeds of its core table and of the ablations priced with it."
     minutes: float = 150
     lanes: int = 2
     core_seeds: int = 5
-    ablation_seeds: int = 3
+    ablation_seeds: int = 0     # the ablations run after the core table, and only if its regime check passes
 
 DEPTH_BASE = Protocol(splits=(30,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0, iters=125, batch=8, lr=0.01,
                       scene=32, output_stride=8, channels_last=True)
@@ -253,6 +270,26 @@ def bench_minutes(runs:dict, protocol:Protocol, budget:BenchBudget=BenchBudget()
     semi = epoch("unimatch")
     lane_seconds = protocol.epochs * (budget.core_seeds * (epoch("supervised") + 2 * semi) + budget.ablation_seeds * 2 * semi)
     return lane_seconds / budget.lanes / 60
+
+COST_PROBE_EPOCHS = 3
+PROBED = ("supervised", "unimatch")
+
+def probe_costs(out:Path, candidates:dict, overrides:dict=None, epochs:int=COST_PROBE_EPOCHS, lanes:int=2) -> dict:
+    "{name: {variant: [history]}}: each candidate's first supervised and UniMatch run trained `epochs` epochs, `lanes` side by side as the bench runs them."
+    plans = [(Path(out) / f"candidate-{i}", replace(c, epochs=epochs, splits=c.splits[:1], seeds=c.seeds[:1]), PROBED)
+             for i, c in enumerate(candidates.values())]
+    with folder_lock(out): train_plans(plans, overrides, lanes)
+    return {name: {variant: [read_history(run_folder(cfg)) for cfg in protocol_configs(folder, probe, overrides, PROBED)[1] if Path(cfg.out).name == variant]
+                   for variant in PROBED} for name, (folder, probe, _) in zip(candidates, plans)}
+
+def cost_words(runs:dict, probed:bool) -> str:
+    "Where depth.md's minutes come from, with each candidate's median epochs."
+    source = (f"a probe with this code: each candidate's supervised and UniMatch runs trained {len(next(iter(runs.values()))['unimatch'][0])} "
+              "epochs side by side") if probed else "each candidate's own runs"
+    epochs = "; ".join(f"{name}: {statistics.mean(map(epoch_seconds, r['supervised'])):.0f} s and {statistics.mean(map(epoch_seconds, r['unimatch'])):.0f} s"
+                       for name, r in runs.items())
+    return (f"\nThe minutes price {BenchBudget().core_seeds} seeds of supervised, UniMatch and CSL (a CSL epoch costed as UniMatch's) from the median "
+            f"epoch, evaluation included, of {source} (supervised and UniMatch: {epochs}).\n")
 
 def choose_depth(results:dict, budget:BenchBudget=BenchBudget(), criteria:RegimeCriteria=RegimeCriteria()):
     "The rule's pick from {name: (protocol, figures, bench minutes)}: the deepest affordable candidate meeting all four, else the closest; None if none is affordable."

@@ -87,9 +87,9 @@ STEP_VARIANTS = {"csl": dict(method="csl"), "csl g(c)·v": dict(method="csl", co
                  "csl compiled model": dict(method="csl", compile_model=True)}
 STEP_SETTINGS = ("threads", "compile_model")   # variant keys that set up the process or the model, not the config
 
-def timed_steps(model, optimizer, cfg, device, steps:int, warmup:int) -> tuple:
+def timed_steps(model, optimizer, cfg, device, steps:int, warmup:int, preload:bool=True) -> tuple:
     "Seconds of the warm-up steps, of the timed steps, and the selector's seconds within the timed ones."
-    batches = training_batches(epoch_loaders(build_datasets(cfg), cfg, 0, 1, 0))
+    batches = training_batches(epoch_loaders(build_datasets(cfg, preload), cfg, 0, 1, 0))
     timer, seconds = {"selector": 0.0}, [0.0, 0.0]
     for i, (labeled, unlabeled, mixing) in zip(range(warmup + steps), batches):
         if i == warmup: timer["selector"] = 0.0
@@ -105,13 +105,13 @@ def time_variant(config:str, values:dict, steps:int, warmup:int, overrides:dict=
     cfg = load_config(config, {**{k: v for k, v in values.items() if k not in STEP_SETTINGS}, "progress": False, **(overrides or {})})
     return time_config(cfg, steps, warmup, values.get("threads"), values.get("compile_model", False))
 
-def time_config(cfg, steps:int, warmup:int, threads:int=None, compile_model:bool=False) -> dict:
+def time_config(cfg, steps:int, warmup:int, threads:int=None, compile_model:bool=False, preload:bool=True) -> dict:
     "Training steps of a fresh model of `cfg` on its first batches: seconds per step, the selector's seconds and share, warm-up seconds, peak memory."
     device = pick_device(cfg.device)
     with torch_threads(threads or torch.get_num_threads()):
         model, optimizer, _ = build_training(cfg, device, 1)
         if compile_model: model = torch.compile(model)
-        warm, elapsed, selector = timed_steps(model, optimizer, cfg, device, steps, warmup)
+        warm, elapsed, selector = timed_steps(model, optimizer, cfg, device, steps, warmup, preload)
     return dict(seconds_per_step=elapsed / steps, selector_seconds=selector / steps, selector_share=selector / elapsed,
                 batch=cfg.batch_size, warmup_seconds=warm, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
@@ -140,7 +140,7 @@ def protocol_step_configs(protocol=None, variants=("unimatch", "csl"), overrides
             for name in variants}
 
 def fast_backward_rows(configs:dict, steps:int=6, warmup:int=2, rounds:int=5, threads:int=1) -> list:
-    "Seconds per step of each config with torch's backward and with the fast one, alternating within rounds: medians and ratios."
+    "Seconds per step of each config before (torch's backward, images decoded per sample) and after (the fast backward, images preloaded), alternating within rounds: medians and ratios."
     seconds = {(name, fast): [] for name in configs for fast in (False, True)}
     was = fast_dilated_backward()
     try:
@@ -148,17 +148,18 @@ def fast_backward_rows(configs:dict, steps:int=6, warmup:int=2, rounds:int=5, th
             for name, cfg in configs.items():
                 for fast in ((False, True) if r % 2 == 0 else (True, False)):
                     set_fast_dilated_backward(fast)
-                    seconds[name, fast].append(time_config(cfg, steps, warmup, threads)["seconds_per_step"])
+                    seconds[name, fast].append(time_config(cfg, steps, warmup, threads, preload=fast)["seconds_per_step"])
     finally: set_fast_dilated_backward(was)
-    return [dict(variant=name, rounds=rounds, steps=steps, threads=threads, torch_s=statistics.median(seconds[name, False]),
-                 fast_s=statistics.median(seconds[name, True]),
+    return [dict(variant=name, rounds=rounds, steps=steps, threads=threads, before_s=statistics.median(seconds[name, False]),
+                 after_s=statistics.median(seconds[name, True]),
                  speedup=statistics.median(a / b for a, b in zip(seconds[name, False], seconds[name, True]))) for name in configs]
 
 def format_backward_rows(rows:list) -> str:
-    "The fast-backward rows as a text table."
+    "The before/after rows as a text table."
     lines = [f"bench protocol step, {rows[0]['threads']} thread, kernels {kernels_in_use()}; medians of {rows[0]['rounds']} rounds × "
-             f"{rows[0]['steps']} steps, the two backwards alternating", f"{'variant':<12}{'torch s/step':>14}{'fast s/step':>13}{'speed-up':>10}"]
-    return "\n".join(lines + [f"{r['variant']:<12}{r['torch_s']:>14.3f}{r['fast_s']:>13.3f}{r['speedup']:>9.2f}×" for r in rows])
+             f"{rows[0]['steps']} steps, before and after alternating", "before: torch's backward, images decoded per sample; "
+             "after: the fast dilated backward, images preloaded", f"{'variant':<12}{'before s/step':>15}{'after s/step':>14}{'speed-up':>10}"]
+    return "\n".join(lines + [f"{r['variant']:<12}{r['before_s']:>15.3f}{r['after_s']:>14.3f}{r['speedup']:>9.2f}×" for r in rows])
 
 # %% ../nbs/91_speed.ipynb #a91f0002
 IMAGE_SIZES = {"pascal": (375, 500), "cityscapes": (1024, 2048), "coco": (480, 640)}   # each data set's usual H × W
