@@ -7,7 +7,7 @@ __all__ = ['PROTOCOL_CANDIDATES', 'CEILING', 'REGIME_CANDIDATES', 'GPU_REGIME_CA
            'COST_PROBE_EPOCHS', 'PROBED', 'protocol_runs', 'plot_protocol', 'protocol', 'regime_protocols',
            'train_plans', 'regime_runs', 'regime_figures', 'regime_verdict', 'regime_markdown', 'plot_regime',
            'logged_runs', 'recorded_runs', 'regime', 'regime_report', 'BenchBudget', 'passes', 'bench_minutes',
-           'probe_costs', 'cost_words', 'choose_depth', 'depth_markdown']
+           'probe_protocols', 'probe_costs', 'cost_words', 'choose_depth', 'depth_markdown']
 
 # %% ../nbs/09b_protocol_choice.ipynb #352a3bb5
 import json, statistics, textwrap
@@ -247,7 +247,7 @@ def regime_report(report:Path, measured:dict, budget:"BenchBudget"=None, costs:d
 @dataclass(frozen=True)
 class BenchBudget:
     "What the bench may spend: wall minutes with `lanes` runs side by side, and the seeds of its core table and of the ablations priced with it."
-    minutes: float = 150
+    minutes: float = 240      # four hours of two cores, run in pieces with `--minutes` if need be
     lanes: int = 2
     core_seeds: int = 5
     ablation_seeds: int = 0     # the ablations run after the core table, and only if its regime check passes
@@ -274,18 +274,29 @@ def bench_minutes(runs:dict, protocol:Protocol, budget:BenchBudget=BenchBudget()
 COST_PROBE_EPOCHS = 3
 PROBED = ("supervised", "unimatch")
 
+def probe_protocols(out:Path, candidates:dict, epochs:int=COST_PROBE_EPOCHS, lanes:int=2) -> dict:
+    "{name: (folder, probe)}: each candidate cut to `epochs` epochs on its smallest split and `lanes` seeds; candidates whose probes are alike share one."
+    probes = {name: replace(c, epochs=epochs, splits=c.splits[:1], seeds=tuple(range(lanes))) for name, c in candidates.items()}
+    distinct = list(dict.fromkeys(probes.values()))
+    return {name: (Path(out) / f"probe-{distinct.index(probe)}", probe) for name, probe in probes.items()}
+
 def probe_costs(out:Path, candidates:dict, overrides:dict=None, epochs:int=COST_PROBE_EPOCHS, lanes:int=2) -> dict:
-    "{name: {variant: [history]}}: each candidate's first supervised and UniMatch run trained `epochs` epochs, `lanes` side by side as the bench runs them."
-    plans = [(Path(out) / f"candidate-{i}", replace(c, epochs=epochs, splits=c.splits[:1], seeds=c.seeds[:1]), PROBED)
-             for i, c in enumerate(candidates.values())]
-    with folder_lock(out): train_plans(plans, overrides, lanes)
-    return {name: {variant: [read_history(run_folder(cfg)) for cfg in protocol_configs(folder, probe, overrides, PROBED)[1] if Path(cfg.out).name == variant]
-                   for variant in PROBED} for name, (folder, probe, _) in zip(candidates, plans)}
+    """{name: {variant: [history]}}: the cost of each candidate's epochs, measured as the bench spends them: its supervised runs,
+    then its UniMatch runs, each `lanes` seeds side by side (the bench's lanes mostly hold two alike runs), `epochs` epochs."""
+    probes = probe_protocols(out, candidates, epochs, lanes)
+    runs = lambda folder, probe, variant: [cfg for cfg in protocol_configs(folder, probe, overrides, PROBED)[1] if Path(cfg.out).name == variant]
+    with folder_lock(out):
+        for folder, probe in dict.fromkeys(probes.values()):
+            train_all(protocol_configs(folder, probe, overrides, PROBED)[0], lanes)   # warm starts, where a candidate has one
+            for variant in PROBED: train_all(runs(folder, probe, variant), lanes)
+    return {name: {variant: [read_history(run_folder(cfg)) for cfg in runs(folder, probe, variant)] for variant in PROBED}
+            for name, (folder, probe) in probes.items()}
 
 def cost_words(runs:dict, probed:bool) -> str:
     "Where depth.md's minutes come from, with each candidate's median epochs."
-    source = (f"a probe with this code: each candidate's supervised and UniMatch runs trained {len(next(iter(runs.values()))['unimatch'][0])} "
-              "epochs side by side") if probed else "each candidate's own runs"
+    some = next(iter(runs.values()))["unimatch"]
+    source = (f"a probe with this code: each candidate's supervised runs, then its UniMatch runs, {len(some)} seeds side by side, "
+              f"{len(some[0])} epochs each") if probed else "each candidate's own runs"
     epochs = "; ".join(f"{name}: {statistics.mean(map(epoch_seconds, r['supervised'])):.0f} s and {statistics.mean(map(epoch_seconds, r['unimatch'])):.0f} s"
                        for name, r in runs.items())
     return (f"\nThe minutes price {BenchBudget().core_seeds} seeds of supervised, UniMatch and CSL (a CSL epoch costed as UniMatch's) from the median "
