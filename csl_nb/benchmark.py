@@ -8,8 +8,9 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'warm_config', 'variant_config', 'run_variant', 'variant_runs', 'protocol_configs', 'train_all',
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
-           'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark', 'bench_report',
-           'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
+           'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark',
+           'core_regime_failures', 'train_core_then_ablations', 'bench_report', 'kept_quality_report', 'demo', 'bench',
+           'wrong_weight', 'selection_summary', 'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, sys, textwrap, time
@@ -29,7 +30,7 @@ from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, emb
 from .config import TrainConfig, load_config, config_dict, coerce_value
 from .report import (results_rows, write_results, read_runs, plot_curves, weak_predictions, plot_trained_overlap,
                             plot_qualitative, selection_quality, _pct, _steps, _band, COLOURS,
-                            numeric_rows, place_table, partial_note)
+                            numeric_rows, place_table, partial_note, bench_regime, regime_check)
 from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options, config_differences
 from .checkpoint import read_log, sync_log, LogError, write_text_atomic, folder_lock
 
@@ -58,6 +59,7 @@ class Protocol:
     output_stride: int = 0         # encoder output stride (0: the model preset's, 16)
     channels_last: bool = False    # channels-last memory format for every run: faster on a CPU, and it changes the bits
     ablation_seeds: int = 0        # the ablations train only the first N seeds of each split (0: every seed)
+    ablations_need_regime: bool = False   # train the ablations only once every core run is kept and passes the regime check (08b)
 
 def protocol_keys(protocol:Protocol) -> list:
     "The (split, seed) pairs a protocol trains, in split then seed order."
@@ -331,10 +333,33 @@ def _benchmark(out:Path, protocol:Protocol, overrides:dict, report:Path, variant
         train_all(needed, jobs)   # the warm starts the runs still to train start from, outside the time limit
         for cfg in needed: keep_run(report, cfg, "warm start", quality=(cfg.embedded.labeled, cfg.seed) == first)
         keep = lambda cfg: keep_run(report, cfg, names[id(cfg)], quality=(cfg.embedded.labeled, cfg.seed) == first and cfg.method != "supervised")
-        train_runs(todo, jobs, minutes, keep, kept_seconds(report, rest))
+        if not protocol.ablations_need_regime: train_runs(todo, jobs, minutes, keep, kept_seconds(report, rest))
+        else: train_core_then_ablations(todo, names, report, protocol, rest, variants, jobs, minutes, keep)
     rows = bench_report(report, protocol, warm, rest, variants)
     if analysed is not None: analysis_figures(report, analysed)
     return rows
+
+def core_regime_failures(report:Path, protocol:Protocol, configs:list, variants=tuple(VARIANTS)) -> list:
+    "The regime criteria the kept core runs fail ([]: all met, or no check without supervised and UniMatch); None while a core run is missing."
+    runs = {}
+    for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants)):
+        if name in ABLATIONS: continue
+        history = logged_history(run_log_folder(report, cfg), cfg)
+        if history is None: return None
+        runs.setdefault((split, seed), {})[name] = history
+    figures = bench_regime(results_rows(runs))
+    return [] if figures is None else [criterion for criterion, met in regime_check(figures).items() if met is False]
+
+def train_core_then_ablations(todo:list, names:dict, report:Path, protocol:Protocol, configs:list, variants:tuple, jobs:int, minutes:float, keep):
+    "The core runs to train, then the ablations only if every core run is kept and meets the regime check; says why when they wait."
+    start, prior = time.monotonic(), kept_seconds(report, configs)
+    train_runs([cfg for cfg in todo if names[id(cfg)] not in ABLATIONS], jobs, minutes, keep, prior)
+    ablations = [cfg for cfg in todo if names[id(cfg)] in ABLATIONS]
+    if not ablations: return
+    failed, left = core_regime_failures(report, protocol, configs, variants), None if minutes is None else minutes - (time.monotonic() - start) / 60
+    if failed is None: print("ablations: not started, core runs are still missing")
+    elif failed: print(f"ablations: not trained, the core runs fail the regime check ({', '.join(failed)}): the bench cannot test CSL's claim")
+    elif left is None or left > 0: train_runs(ablations, jobs, left, keep, kept_seconds(report, configs))
 
 def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
     "results.md (marked partial while runs are missing), results.csv, runs.json, curves.png and the equal-coverage files from report/logs."
