@@ -247,7 +247,7 @@ def regime_report(report:Path, measured:dict, budget:"BenchBudget"=None, costs:d
 @dataclass(frozen=True)
 class BenchBudget:
     "What the bench may spend: wall minutes with `lanes` runs side by side, and the seeds of its core table and of the ablations priced with it."
-    minutes: float = 240      # four hours of two cores, run in pieces with `--minutes` if need be
+    minutes: float = 150
     lanes: int = 2
     core_seeds: int = 5
     ablation_seeds: int = 0     # the ablations run after the core table, and only if its regime check passes

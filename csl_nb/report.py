@@ -7,9 +7,10 @@ __all__ = ['VERDICT_SEEDS', 'PAIRS', 'NAMES', 'PARTIAL', 'COLOURS', 'detection_p
            'power_words', 'results_rows', 'shared_seeds', 'paired_difference', 'seed_words', 'seed_label', 't_interval',
            'interval_outcome', 'interval_words', 'tie_words', 'verdict', 'results_markdown', 'numeric_rows',
            'place_table', 'RegimeCriteria', 'regime_check', 'bench_regime', 'regime_line', 'summary_lines',
-           'partial_note', 'report_summary', 'protocol_words', 'coverage_gaps', 'evidence_lines', 'selection_trace',
-           'protocol_markdown', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap',
-           'plot_qualitative', 'selection_quality']
+           'partial_note', 'report_summary', 'protocol_words', 'coverage_gaps', 'evidence_lines', 'difference_cell',
+           'detectable_cell', 'passes_words', 'verdict_table', 'selection_trace', 'protocol_markdown', 'write_results',
+           'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative',
+           'selection_quality']
 
 # %% ../nbs/08b_reports.ipynb #26ba913c
 import csv, json, re, statistics
@@ -333,6 +334,43 @@ def evidence_lines(bench:Path, others:dict, demo:Path=None) -> str:
         lines.append("- **The demo** (`csl_nb demo`) is one seed at 150 steps: a minutes-long check that the pipeline runs and that the selection "
                      f"behaves as chapter 02 says. It ranks no method ({_place(mine, min(r['split'] for r in mine), 'csl', 'unimatch')}).")
     return "\n".join(lines)
+
+# %% ../nbs/08b_reports.ipynb #f369095d
+def difference_cell(rows:list, split:int, a:str, b:str) -> str:
+    "`a` − `b` on the seeds both ran: mean, 95 % interval and verdict from VERDICT_SEEDS seeds, the values per seed below that, '—' with none."
+    d = paired_difference(rows, split, a, b)
+    if not d: return "—"
+    if len(d) < VERDICT_SEEDS: return "per seed " + ", ".join(f"{x:+.1f}" for x in d) + f" (no verdict below {VERDICT_SEEDS})"
+    mean, interval, outcome = interval_words(d)
+    return f"{mean:+.1f} {interval} over {len(d)} seeds: {a} {outcome}"
+
+def detectable_cell(rows:list, split:int, a:str="csl", b:str="unimatch") -> str:
+    "The smallest difference the paired seeds detect at 80 % power (points), '—' below VERDICT_SEEDS seeds or without spread."
+    d = paired_difference(rows, split, a, b)
+    return f"≥ {detectable_difference(statistics.stdev(d), len(d)):.1f}" if len(d) >= VERDICT_SEEDS and statistics.stdev(d) > 0 else "—"
+
+def passes_words(report:Path) -> str:
+    "Passes over the unlabelled pool each variant makes, from a report's protocol table (and the warm start, if any)."
+    lines = (Path(report) / "results.md").read_text().splitlines()
+    cells = [c.strip() for c in lines[lines.index(next(l for l in lines if l.startswith("| labelled scenes"))) + 2].strip("|").split("|")]
+    pool = int(re.sub(r"\D", "", re.search(r"of ([\d\s,]+) unlabelled", cells[0]).group(1)))
+    epochs, steps, batch = (int(n) for n in re.match(r"(\d+) × (\d+) steps, batch (\d+)", cells[3]).groups())
+    return f"{epochs * steps * batch / pool:g} passes" + (", after a warm start" if cells[2] != "none" else "")
+
+def verdict_table(reports:dict) -> str:
+    "One row per committed bench ({label: folder}) and split: passes, seeds, UniMatch − supervised, CSL − UniMatch with interval, verdict and power, and the equal-coverage gap."
+    lines = ["| bench | passes | labelled | seeds (CSL and UniMatch) | UniMatch − supervised | CSL − UniMatch, 95 % interval | detectable at 80 % power | equal-coverage gap |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, folder in reports.items():
+        rows, partial = numeric_rows(Path(folder) / "results.csv"), PARTIAL.search((Path(folder) / "results.md").read_text())
+        gaps, splits = coverage_gaps([folder]), sorted({r["split"] for r in rows})
+        for split in splits:
+            seeds = shared_seeds(rows, split, "csl", "unimatch")
+            gap = f"{gaps[0]:+.2f}" if gaps and split == splits[0] else "—"
+            lines.append(f"| {label}{' (partial)' if partial else ''} | {passes_words(folder)} | {split} | {seed_words(seeds) if seeds else '—'} | "
+                         f"{difference_cell(rows, split, 'unimatch', 'supervised')} | {difference_cell(rows, split, 'csl', 'unimatch')} | "
+                         f"{detectable_cell(rows, split)} | {gap} |")
+    return "\n".join(lines) + "\n"
 
 # %% ../nbs/08b_reports.ipynb #c7fa0178
 def selection_trace(runs:dict) -> str:
