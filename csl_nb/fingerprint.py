@@ -127,7 +127,7 @@ def seed_spread(results_csv:Path) -> dict:
     variant = max(spreads, key=spreads.get)
     return dict(points=round(spreads[variant], 2), variant=variant, split=smallest, seeds=len(per_variant[variant]), source=str(results_csv))
 
-def write_reference_fingerprint(out:Path=REFERENCE_FINGERPRINT, bench_results:Path=Path("nbs/results/bench/results.csv")) -> Path:
+def write_reference_fingerprint(out:Path=REFERENCE_FINGERPRINT, bench_results:Path=Path("nbs/results/bench-16pass/results.csv")) -> Path:
     "Write this machine's fingerprint, with the committed bench's seed spread, as the reference a user's CPU is compared with."
     reference = {**cpu_fingerprint(), "seed_spread": seed_spread(bench_results)}
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)

@@ -227,6 +227,9 @@ def regime_line(rows:list, criteria:RegimeCriteria=RegimeCriteria()) -> str:
     "A report's first line: whether the bench is in the paper's regime by the criteria its own runs measure, naming any that fails."
     figures = bench_regime(rows)
     if figures is None: return "**Regime check:** not possible yet: it needs supervised and UniMatch runs."
+    if figures["seeds"] < VERDICT_SEEDS:
+        return (f"**Regime check:** not yet (on {figures['split']} labelled scenes): UniMatch − supervised {100 * figures['gain']:+.1f} points over "
+                f"{figures['seeds']} paired seed{'s' * (figures['seeds'] != 1)}, and the check takes {VERDICT_SEEDS}.")
     low, high = criteria.supervised
     said = {"supervised in range": f"supervised {100 * figures['supervised']:.1f} % (asked {100 * low:.0f}–{100 * high:.0f} %)",
             "foreground selected": f"UniMatch selects {100 * figures['foreground_selected']:.1f} % of the foreground pixels at "
@@ -314,7 +317,8 @@ def evidence_lines(bench:Path, others:dict, demo:Path=None) -> str:
     rows = numeric_rows(Path(bench) / "results.csv")
     split = min(r["split"] for r in rows)
     power = paired_difference(rows, split, "csl", "unimatch")
-    lines = [f"- **The bench** ({protocol_words(bench)}): {regime_line(rows)}"]
+    partial = PARTIAL.search((Path(bench) / "results.md").read_text())
+    lines = [f"- **The bench** ({protocol_words(bench)}{'; ' + partial.group(1).lower().rstrip('.') if partial else ''}): {regime_line(rows)}"]
     if len(power) >= VERDICT_SEEDS: lines.append(f"- **What its seeds can detect:** CSL − UniMatch, {power_words(power)}. A tie is no difference that large, not an equal pair.")
     places = []
     for label, folder in {"the bench": bench, **others}.items():

@@ -287,7 +287,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="also write the output to OUT/WHAT.txt (memory: also memory.json)")
     parser.add_argument("--fingerprint", action="store_true", help="kernels: instead of the runs, write this machine's fingerprint under "
                         f"the pinned kernels as the package's reference (default {REFERENCE_FINGERPRINT.name} in the package's assets; --out: a folder)")
-    parser.add_argument("--bench-results", type=Path, default=Path("nbs/results/bench/results.csv"), help="--fingerprint: the committed bench's results.csv (its seed spread)")
+    parser.add_argument("--bench-results", type=Path, default=Path("nbs/results/bench-16pass/results.csv"), help="--fingerprint: the committed bench's results.csv (its seed spread)")
     args = parser.parse_args(argv)
     if argv is None and (args.fingerprint or args.what == "step"): pin_cpu_kernels(sys.argv[1:], "csl_nb.speed")   # as a program: the benchmark commands' kernels
     if args.fingerprint:
