@@ -9,8 +9,8 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
            'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark',
-           'core_regime_failures', 'train_core_then_ablations', 'bench_report', 'kept_quality_report', 'demo', 'bench',
-           'wrong_weight', 'selection_summary', 'selection_by_epoch']
+           'core_regime_failures', 'train_core_then_ablations', 'bench_report', 'trained_in', 'kept_quality_report',
+           'demo', 'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, sys, textwrap, time
@@ -379,6 +379,11 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
                                   + (f"; partial, {len(configs) - len(missing)} of {len(configs)} runs" if missing else "")), report / "curves.png")
     kept_quality_report(report, protocol)
     return rows
+
+def trained_in(report:Path) -> list:
+    "Where a report's kept runs were trained: the runs folders their kept config.yaml's `out` names (split, seed and variant cut off)."
+    outs = {yaml.safe_load(path.read_text()).get("out") for path in sorted((Path(report) / "logs").glob("*/*/*/config.yaml"))}
+    return sorted({str(Path(*Path(out).parts[:-3])) for out in outs if out})
 
 def kept_quality_report(report:Path, protocol:Protocol):
     "selection_quality.md, .json and .png from the equal-coverage files kept beside the first split and seed's runs."

@@ -29,7 +29,7 @@ from .audit import audit, check_labels, json_safe
 from .config import load_config, METHODS, parse_overrides
 from .train import train, use_all_cores, TrainingDiverged, run_folder, read_checkpoint, FolderBusy
 from .checkpoint import write_atomic, write_text_atomic
-from .benchmark import demo, bench, protocol_with, DEMO, BENCH, BENCH_GPU
+from .benchmark import demo, bench, protocol_with, trained_in, DEMO, BENCH, BENCH_GPU
 from .regime import protocol, regime, REGIME_CANDIDATES, GPU_REGIME_CANDIDATES, DEPTH_CANDIDATES, BenchBudget
 from .fingerprint import fingerprint_check, cpu_name, kernel_settings, settings_words
 from .processes import PINNED_KERNELS, PINNED_THREADS, kernels_pinned, kernels_in_use, pin_cpu_kernels
@@ -250,10 +250,10 @@ def provenance(argv:list, fingerprint:dict=None, kernels:str=None) -> dict:
                 torch=torch.__version__, kernels=kernels or kernels_in_use(), cpu_kernels=torch.backends.cpu.get_cpu_capability(),
                 kernels_pinned=kernels_pinned(), threads=torch.get_num_threads(), mkl_cbwr=os.environ.get("MKL_CBWR"), cpu=cpu_name(), fingerprint=fingerprint)
 
-def write_provenance(report:Path, argv:list, fingerprint:dict=None, kernels:str=None):
-    "`provenance(argv, fingerprint, kernels)` as provenance.json in `report`."
+def write_provenance(report:Path, argv:list, fingerprint:dict=None, kernels:str=None, extra:dict=None):
+    "`provenance(argv, fingerprint, kernels)` and `extra` as provenance.json in `report`."
     Path(report).mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps(provenance(argv, fingerprint, kernels), indent=1) + "\n", Path(report) / "provenance.json")
+    write_text_atomic(json.dumps({**provenance(argv, fingerprint, kernels), **(extra or {})}, indent=1) + "\n", Path(report) / "provenance.json")
 
 def report_kernels(args) -> str:
     "The CPU kernels a report's runs were trained with: this process's, or with --from-logs those recorded in the runs folder."
@@ -280,7 +280,7 @@ def run_benchmark(args, run, protocol, gpu_protocol) -> str:
     pieces = dict(minutes=args.minutes, from_logs=args.from_logs) if args.command == "bench" else {}
     check = None if pieces.get("from_logs") else announce_fingerprint(args)
     run(args.out, overrides, report, protocol, jobs=args.jobs, **pieces)
-    write_provenance(report, args.argv, check, report_kernels(args))
+    write_provenance(report, args.argv, check, report_kernels(args), dict(runs_trained_in=trained_in(report)))   # the runs may predate this command
     table = (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0]
     return table + (demo_note(protocol) if args.command == "demo" else "") + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
 

@@ -33,6 +33,7 @@ def test_demo_writes_a_table_that_parses(demo_run):
     assert "| csl |" in done.stdout and "no verdict" in done.stdout
     written = json.loads((out / "provenance.json").read_text())
     assert written["command"][:2] == ["csl_nb", "demo"] and len(written["commit"]) in (40, len("not a git checkout"))
+    assert written["runs_trained_in"] == [str(out)]   # the runs folder its kept runs name
     if platform.machine().lower() in ("x86_64", "amd64"):   # the demo restarted itself with AVX2 kernels
         assert written["kernels_pinned"] and written["cpu_kernels"] == "AVX2" and written["mkl_cbwr"] == "COMPATIBLE", written
     check = written["fingerprint"]   # this CPU against the committed results' machine, said before training and recorded
