@@ -9,8 +9,8 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
            'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark',
-           'core_regime_failures', 'train_core_then_ablations', 'bench_report', 'trained_in', 'kept_quality_report',
-           'demo', 'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
+           'core_regime_failures', 'ablations_note', 'train_core_then_ablations', 'bench_report', 'trained_in',
+           'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, sys, textwrap, time
@@ -351,6 +351,11 @@ def core_regime_failures(report:Path, protocol:Protocol, configs:list, variants=
     figures = bench_regime(results_rows(runs))
     return [] if figures is None else [criterion for criterion, met in regime_check(figures).items() if met is False]
 
+def ablations_note(failed:list) -> str:
+    "The line a report carries when its ablations were not trained because its core runs fail the regime check."
+    return (f"**Ablations not trained:** the core runs fail the regime check ({', '.join(failed)}); outside the paper's regime the bench "
+            "cannot test CSL's claim, and the ablations could not say why CSL does as it does.\n\n")
+
 def train_core_then_ablations(todo:list, names:dict, report:Path, protocol:Protocol, configs:list, variants:tuple, jobs:int, minutes:float, keep):
     "The core runs to train, then the ablations only if every core run is kept and meets the regime check; says why when they wait."
     start, prior = time.monotonic(), kept_seconds(report, configs)
@@ -363,10 +368,14 @@ def train_core_then_ablations(todo:list, names:dict, report:Path, protocol:Proto
     elif left is None or left > 0: train_runs(ablations, jobs, left, keep, kept_seconds(report, configs))
 
 def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
-    "results.md (marked partial while runs are missing), results.csv, runs.json, curves.png and the equal-coverage files from report/logs."
-    runs, missing = {}, []
+    """results.md (marked partial while runs are missing; saying so when the ablations wait on a failed regime check), results.csv,
+    runs.json, curves.png and the equal-coverage files from report/logs."""
+    gated = protocol.ablations_need_regime and core_regime_failures(report, protocol, configs, variants)
+    runs, missing, total = {}, [], 0
     for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants)):
         history = logged_history(run_log_folder(report, cfg), cfg)
+        if gated and name in ABLATIONS and history is None: continue   # not to be trained: not missing
+        total += 1
         if history is None: missing.append(f"{name} (split {split}, seed {seed})")
         else: runs.setdefault((split, seed), {})[name] = history
     if not runs: raise FileNotFoundError(f"{report / 'logs'}: no finished run of this protocol is kept there yet")
@@ -374,9 +383,10 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
     runs = {key: {**({"warm": warm[key]} if warm.get(key) else {}), **{name: runs[key][name] for name in variants if name in runs[key]}}
             for key in protocol_keys(protocol) if key in runs}
     rows = results_rows(runs)
-    write_results(rows, runs, report, protocol, partial=partial_note(len(configs), missing) if missing else "")
+    note = (partial_note(total, missing) if missing else "") + (ablations_note(gated) if gated else "")
+    write_results(rows, runs, report, protocol, partial=note)
     save_figure(plot_curves(runs, f"{Path(report).name}: mean over seeds, band from the lowest to the highest seed"
-                                  + (f"; partial, {len(configs) - len(missing)} of {len(configs)} runs" if missing else "")), report / "curves.png")
+                                  + (f"; partial, {total - len(missing)} of {total} runs" if missing else "")), report / "curves.png")
     kept_quality_report(report, protocol)
     return rows
 

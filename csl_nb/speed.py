@@ -296,7 +296,8 @@ def main(argv=None):
     use_all_cores()
     if args.what == "memory": return write_memory(bench_memory(steps=args.full_steps, amp=args.amp), args.out)
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"]
-    if args.what == "step": lines += [format_step_rows(bench_step(args.config, args.steps, rounds=args.rounds)), "",
+    if args.what == "step": lines += [f"config {args.config}: {args.steps} steps per variant and round, the fastest of {args.rounds} rounds",
+                                      format_step_rows(bench_step(args.config, args.steps, rounds=args.rounds)), "",
                                       format_backward_rows(fast_backward_rows(protocol_step_configs()))]
     elif args.what == "kernels": lines.append(format_kernel_rows(kernel_runs(steps=args.steps)))
     else:
