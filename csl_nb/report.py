@@ -8,8 +8,8 @@ __all__ = ['VERDICT_SEEDS', 'PAIRS', 'NAMES', 'PARTIAL', 'COLOURS', 'detection_p
            'interval_outcome', 'interval_words', 'tie_words', 'verdict', 'results_markdown', 'numeric_rows',
            'place_table', 'RegimeCriteria', 'regime_check', 'bench_regime', 'regime_line', 'summary_lines',
            'partial_note', 'report_summary', 'protocol_words', 'coverage_gaps', 'evidence_lines', 'difference_cell',
-           'detectable_cell', 'passes_words', 'verdict_table', 'selection_trace', 'protocol_markdown', 'write_results',
-           'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative',
+           'detectable_cell', 'passes_words', 'regime_cell', 'verdict_table', 'selection_trace', 'protocol_markdown',
+           'write_results', 'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative',
            'selection_quality']
 
 # %% ../nbs/08b_reports.ipynb #26ba913c
@@ -361,17 +361,25 @@ def passes_words(report:Path) -> str:
     epochs, steps, batch = (int(n) for n in re.match(r"(\d+) × (\d+) steps, batch (\d+)", cells[3]).groups())
     return f"{epochs * steps * batch / pool:g} passes" + (", after a warm start" if cells[2] != "none" else "")
 
+def regime_cell(rows:list) -> str:
+    "A bench's regime check in a few words: the criteria it fails, 'met', or why there is no check yet."
+    figures = bench_regime(rows)
+    if figures is None: return "no check: no supervised and UniMatch runs"
+    if figures["seeds"] < VERDICT_SEEDS: return f"not yet: {figures['seeds']} paired seed{'s' * (figures['seeds'] != 1)}"
+    failed = [k for k, met in regime_check(figures).items() if met is False]
+    return "fails: " + ", ".join(failed) if failed else "met (the three a bench measures)"
+
 def verdict_table(reports:dict) -> str:
-    "One row per committed bench ({label: folder}) and split: passes, seeds, UniMatch − supervised, CSL − UniMatch with interval, verdict and power, and the equal-coverage gap."
-    lines = ["| bench | passes | labelled | seeds (CSL and UniMatch) | UniMatch − supervised | CSL − UniMatch, 95 % interval | detectable at 80 % power | equal-coverage gap |",
-             "|---|---|---|---|---|---|---|---|"]
+    "One row per committed bench ({label: folder}) and split: passes, regime check, seeds, UniMatch − supervised, CSL − UniMatch with interval, verdict and power, and the equal-coverage gap."
+    lines = ["| bench | passes | regime check | labelled | seeds (CSL and UniMatch) | UniMatch − supervised | CSL − UniMatch, 95 % interval | detectable at 80 % power | equal-coverage gap |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label, folder in reports.items():
         rows, partial = numeric_rows(Path(folder) / "results.csv"), PARTIAL.search((Path(folder) / "results.md").read_text())
         gaps, splits = coverage_gaps([folder]), sorted({r["split"] for r in rows})
         for split in splits:
             seeds = shared_seeds(rows, split, "csl", "unimatch")
             gap = f"{gaps[0]:+.2f}" if gaps and split == splits[0] else "—"
-            lines.append(f"| {label}{' (partial)' if partial else ''} | {passes_words(folder)} | {split} | {seed_words(seeds) if seeds else '—'} | "
+            lines.append(f"| {label}{' (partial)' if partial else ''} | {passes_words(folder)} | {regime_cell(rows) if split == splits[0] else '—'} | {split} | {seed_words(seeds) if seeds else '—'} | "
                          f"{difference_cell(rows, split, 'unimatch', 'supervised')} | {difference_cell(rows, split, 'csl', 'unimatch')} | "
                          f"{detectable_cell(rows, split)} | {gap} |")
     return "\n".join(lines) + "\n"
