@@ -4,6 +4,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
+[ -n "${KEEP_FRESH_CLONE:-}" ] || trap 'rm -rf "$work"' EXIT   # gigabytes of venv and runs: gone unless KEEP_FRESH_CLONE is set
 git clone -q "$repo" "$work/csl_nb"
 cd "$work/csl_nb"
 python3 -m venv "$work/venv"
