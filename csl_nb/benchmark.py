@@ -9,8 +9,9 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
            'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark',
-           'core_regime_failures', 'ablations_note', 'train_core_then_ablations', 'bench_report', 'trained_in',
-           'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
+           'core_regime_failures', 'curves_title', 'ablations_note', 'train_core_then_ablations', 'bench_report',
+           'trained_in', 'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary',
+           'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, sys, textwrap, time
@@ -199,7 +200,7 @@ def train_runs(configs:list, jobs:int=1, minutes:float=None, finished=None, prio
 def threads_per_job(jobs:int):
     "Give each of `jobs` spawned runs its share of this process's torch threads (OMP_NUM_THREADS, read when a child loads torch)."
     before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // jobs))   # 2 threads each on 2 cores ran slower than one run
+    os.environ["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // jobs))   # the cores shared out: more threads than cores would oversubscribe them
     try: yield
     finally:
         if before is None: os.environ.pop("OMP_NUM_THREADS")
@@ -223,8 +224,8 @@ BENCH = Protocol(splits=(30,), seeds=(0, 1, 2, 3, 4), classes="groups", unlabele
 # `csl_nb demo`, the README's command: the bench's protocol on its first seed, 150 steps per variant (1.2 passes), every variant
 DEMO = replace(BENCH, seeds=(0,), epochs=2, iters=75, ablations_need_regime=False)
 DEMO_VARIANTS = ("supervised", "unimatch", "threshold", "csl")   # the TMP ablation (csl-no-tmp) is the bench's
-# `csl_nb bench --device cuda`: the GPU regime candidate that came closest (64-pixel scenes, no warm start, 16 passes; chapter
-# 09b), on two splits with five seeds, chosen from its supervised and UniMatch runs; `--minutes` runs it in pieces
+# `csl_nb bench --device cuda`: a GPU regime candidate (64-pixel scenes, no warm start, 16 passes; the GPU candidates' table is
+# in chapter 09c), on two splits with five seeds, chosen from its supervised and UniMatch runs; `--minutes` runs it in pieces
 BENCH_GPU = Protocol(splits=(30, 60), seeds=(0, 1, 2, 3, 4), classes="groups", unlabeled=1000, warm_epochs=0, epochs=16, iters=125,
                      batch=8, lr=0.01)
 
@@ -351,6 +352,11 @@ def core_regime_failures(report:Path, protocol:Protocol, configs:list, variants=
     figures = bench_regime(results_rows(runs))
     return [] if figures is None else [criterion for criterion, met in regime_check(figures).items() if met is False]
 
+def curves_title(report:Path, runs:dict) -> str:
+    "The curves figure's title: the report's name, and how its lines and bands summarise the seeds."
+    many = len({seed for _, seed in runs}) > 1
+    return f"{Path(report).name}: " + ("mean over seeds, band from the lowest to the highest seed" if many else "one seed")
+
 def ablations_note(failed:list) -> str:
     "The line a report carries when its ablations were not trained because its core runs fail the regime check."
     return (f"**Ablations not trained:** the core runs fail the regime check ({', '.join(failed)}); outside the paper's regime the bench "
@@ -385,8 +391,8 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
     rows = results_rows(runs)
     note = (partial_note(total, missing) if missing else "") + (ablations_note(gated) if gated else "")
     write_results(rows, runs, report, protocol, partial=note)
-    save_figure(plot_curves(runs, f"{Path(report).name}: mean over seeds, band from the lowest to the highest seed"
-                                  + (f"; partial, {total - len(missing)} of {total} runs" if missing else "")), report / "curves.png")
+    save_figure(plot_curves(runs, curves_title(report, runs) + (f"; partial, {total - len(missing)} of {total} runs" if missing else "")),
+                report / "curves.png")
     kept_quality_report(report, protocol)
     return rows
 

@@ -279,8 +279,8 @@ def _features_and_checks(probs, valid, dispersion, confidence_scaling, scale):
 
 @functools.cache
 def _compiled_stages():
-    # Inductor's cache does not tell CPU kernels built under one ATEN_CPU_CAPABILITY from another's: loading one built with
-    # the native kernels under the pinned AVX2 ones crashed (segfault, torch 2.14.1). So one cache folder per setting.
+    # Inductor's cache does not tell CPU kernels built under one ATEN_CPU_CAPABILITY from another's, and a kernel built for
+    # the native ISA can crash a process running under the pinned AVX2 kernels (torch 2.14.1). So one cache folder per setting.
     capability = cpu_capability().lower()
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}-{capability}"))
     return torch.compile(_features_and_checks, dynamic=False), torch.compile(weigh_clusters, dynamic=False)
