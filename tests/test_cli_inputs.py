@@ -123,6 +123,16 @@ def test_a_report_from_logs_records_the_kernels_its_runs_were_trained_with(csl_n
     assert (written["kernels"], written["fingerprint"]) == ("pinned", None)
 
 
+def test_a_report_from_logs_keeps_the_command_that_trained_into_it(csl_nb, tmp_path, no_fingerprint, stub_runs):
+    assert csl_nb("bench", "--out", tmp_path / "out", "--minutes", "5").returncode == 0
+    trained = provenance_of(tmp_path / "out")
+    for _ in range(2):   # a second rewrite keeps it too
+        assert csl_nb("bench", "--from-logs", "--out", tmp_path / "out").returncode == 0
+        written = provenance_of(tmp_path / "out")
+        assert "--from-logs" in written["command"] and written["trained_by"]["command"] == trained["command"]
+        assert written["trained_by"]["fingerprint"] == trained["fingerprint"] and "--minutes" in written["trained_by"]["command"]
+
+
 # ---- 9. a malformed --set names itself
 
 @pytest.mark.parametrize("command", [["train", "--config", "embedded"], ["demo"], ["regime"]])
