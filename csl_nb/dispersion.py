@@ -381,6 +381,7 @@ def plot_selection(selection:CSLSelection, # a computed selection (e.g. `csl_sel
                    inset:bool=True):        # zoom into the reliable pixels, where the mass is
     "One image's pixels in the (c, r) plane as a density, with CSL's decision regions and the share of reliable pixels in the title."
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     ax = ax or plt.subplots(figsize=(5.4, 4.6))[1]
     keep = ~selection.conf[image].isnan().cpu()
     c, r = selection.conf[image].cpu()[keep], selection.disp[image].cpu()[keep]
@@ -400,6 +401,7 @@ def plot_selection(selection:CSLSelection, # a computed selection (e.g. `csl_sel
         _pixel_density(box, c.numpy(), r.numpy(), right, (*zoom_c, *zoom_r), gridsize=25)
         _draw_regions(box, selection, image, zoom_c, zoom_r, alpha)
         box.tick_params(labelsize=7); box.set_title("reliable pixels, magnified", fontsize=8)
+        box.xaxis.set_major_locator(MaxNLocator(3)); box.yaxis.set_major_locator(MaxNLocator(4))   # few ticks: the box is small
         ax.indicate_inset_zoom(box, edgecolor="0.4")
     ax.figure.colorbar(density, ax=ax, label=label, fraction=0.046, pad=0.03)
     ax.set_xlabel("max confidence c"); ax.set_ylabel("residual dispersion r")
