@@ -10,7 +10,7 @@ cd "$work/csl_nb"
 python3 -m venv "$work/venv"
 source "$work/venv/bin/activate"
 export CSL_NB_CACHE="$work/cache"
-seconds() { local start=$SECONDS; "$@" > "$work/$1.log" 2>&1 || { tail -30 "$work/$1.log"; exit 1; }; echo $(( SECONDS - start )); }
+seconds() { local start=$SECONDS; "$@" > "$work/$1.log" 2>&1 || { tail -40 "$work/$1.log" >&2; exit 1; }; echo $(( SECONDS - start )); }
 install=$(seconds pip install -e ".[train]")
 demo=$(seconds csl_nb demo)
 same=$(cmp -s runs/demo/results.md nbs/results/demo/results.md && echo "is identical to" || echo "differs from")

@@ -213,7 +213,7 @@ class SemiDataset(Dataset):
         self.geometry = geometric_augmentation(c, IGNORE_INDEX if mode == "labeled" else UNLABELED_PAD)
         self.strong = colour_augmentation(c.strong_jitter, c.strong_jitter_p, c.grayscale_p, c.blur_p, c.blur_sigma)
         self.trusted = trusted_mask_augmentation(c.tmp_jitter, c.tmp_jitter_p, c.tmp_blur_p, c.blur_sigma)
-        self.decoded = [self._decode(i) for i in range(len(self.pairs))] if preload else None
+        self.decoded = self._preload(source) if preload else None
 
     def __len__(self): return len(self.pairs)
 
@@ -222,6 +222,11 @@ class SemiDataset(Dataset):
         if self.decoded is None: return self._decode(index)
         image, mask = self.decoded[index]
         return image.clone(), (mask.clone() if mask is not None else None)
+
+    def _preload(self, source:str) -> list:
+        "Every sample decoded, or a ValueError naming the data set and the file that cannot be read."
+        try: return [self._decode(i) for i in range(len(self.pairs))]
+        except ValueError as error: raise ValueError(f"{source}: {error}") from None
 
     def _decode(self, index):
         "Image and mask (or None) of sample `index` read from their files, checked to have the same size."

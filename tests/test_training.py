@@ -171,7 +171,7 @@ def test_a_corrupt_val_image_stops_the_run_before_training(tmp_path, monkeypatch
     image = sorted((tmp_path / "cache").glob("embedded-*/images/val/00003.png"))[0]
     image.write_bytes(image.read_bytes()[:60])
     done = csl_nb("train", "--config", config(tmp_path, epochs=1), "--out", tmp_path / "second")
-    assert done.returncode == 2 and "validation set" in done.stderr and "00003.png cannot be read" in done.stderr
+    assert done.returncode == 2 and "embedded val: " in done.stderr and "00003.png: cannot read image" in done.stderr   # named when decoded
     assert not (tmp_path / "second" / "last.pt").exists()
 
 
