@@ -76,14 +76,14 @@ def protocol(out:Path="runs/protocol", report:Path=None, bench_report:Path=None,
 # RegimeCriteria: the criteria as numbers (08b, where every bench report checks its own runs against them)
 CEILING = 3000   # labelled scenes of the ceiling run: as many as the largest unlabelled pool
 
-# warm_iters=125: one pass of the warm start's 1 000 repeated labelled scenes at batch 8, the steps these runs logged
+# warm_iters=150 (the Protocol default): the warm start's steps per epoch these candidates' runs were trained with (regime.json)
 REGIME_CANDIDATES = {
     "items, bench budget": Protocol(splits=(60,), seeds=(0,)),
     "groups, bench budget": Protocol(splits=(60,), seeds=(0,), classes="groups"),
-    "groups, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4, warm_iters=125,
+    "groups, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4, warm_iters=150,
                                                             epochs=4, iters=125, batch=8),
     "groups, 30 labelled, 1 000 unlabelled, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups", unlabeled=1000,
-                                                                         warm_epochs=4, warm_iters=125, epochs=4, iters=125, batch=8),
+                                                                         warm_epochs=4, warm_iters=150, epochs=4, iters=125, batch=8),
     # without the warm start (the GPU candidates below compare both)
     "groups, 30 labelled, 1 000 unlabelled, no warm start, 4 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups",
                                                                                       unlabeled=1000, warm_epochs=0, epochs=4, iters=125,
@@ -101,10 +101,10 @@ REGIME_CANDIDATES = {
 GPU_REGIME_CANDIDATES = {
     "groups, no warm start, 16 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0,
                                                          epochs=16, iters=125, batch=8, lr=0.01),
-    "groups, warm start, 16 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4, warm_iters=125,
+    "groups, warm start, 16 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=4, warm_iters=150,
                                                       epochs=16, iters=125, batch=8, lr=0.003),
     "groups, warm start, 16 passes at 8 + 8, lr 0.001": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000,
-                                                                warm_epochs=4, warm_iters=125, epochs=16, iters=125, batch=8, lr=0.001),
+                                                                warm_epochs=4, warm_iters=150, epochs=16, iters=125, batch=8, lr=0.001),
     "groups, 30 labelled, no warm start, 16 passes at 8 + 8": Protocol(splits=(30,), seeds=(0,), classes="groups", unlabeled=1000,
                                                                       warm_epochs=0, epochs=16, iters=125, batch=8, lr=0.01),
     "groups, no warm start, 40 passes at 8 + 8": Protocol(splits=(60,), seeds=(0,), classes="groups", unlabeled=1000, warm_epochs=0,
