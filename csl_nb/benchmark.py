@@ -8,7 +8,7 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'warm_config', 'variant_config', 'run_variant', 'variant_runs', 'protocol_configs', 'train_all',
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
-           'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark',
+           'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark', 'kept_histories',
            'core_regime_failures', 'curves_title', 'ablations_note', 'train_core_then_ablations', 'bench_report',
            'trained_in', 'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary',
            'selection_by_epoch']
@@ -31,7 +31,7 @@ from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, emb
 from .config import TrainConfig, load_config, config_dict, coerce_value
 from .report import (results_rows, write_results, read_runs, plot_curves, weak_predictions, plot_trained_overlap,
                             plot_qualitative, selection_quality, _pct, _steps, _band, COLOURS,
-                            numeric_rows, place_table, partial_note, bench_regime, regime_check)
+                            numeric_rows, place_table, partial_note, bench_regime, failed_criteria)
 from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options, config_differences
 from .checkpoint import read_log, sync_log, LogError, write_text_atomic, folder_lock
 
@@ -341,16 +341,19 @@ def _benchmark(out:Path, protocol:Protocol, overrides:dict, report:Path, variant
     if analysed is not None: analysis_figures(report, analysed)
     return rows
 
-def core_regime_failures(report:Path, protocol:Protocol, configs:list, variants=tuple(VARIANTS)) -> list:
-    "The regime criteria the kept core runs fail ([]: all met, or no check without supervised and UniMatch); None while a core run is missing."
+def kept_histories(report:Path, protocol:Protocol, configs:list, variants=tuple(VARIANTS)) -> list:
+    "(split, seed, variant, history) of every run of `configs` (in `variant_runs` order), the history None where the report keeps no whole log."
+    return [(split, seed, name, logged_history(run_log_folder(report, cfg), cfg)) for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants))]
+
+def core_regime_failures(kept:list) -> list:
+    "The regime criteria the kept core runs of `kept_histories` fail ([]: all met, or no check without supervised and UniMatch); None while one is missing."
     runs = {}
-    for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants)):
+    for split, seed, name, history in kept:
         if name in ABLATIONS: continue
-        history = logged_history(run_log_folder(report, cfg), cfg)
         if history is None: return None
         runs.setdefault((split, seed), {})[name] = history
     figures = bench_regime(results_rows(runs))
-    return [] if figures is None else [criterion for criterion, met in regime_check(figures).items() if met is False]
+    return [] if figures is None else failed_criteria(figures)
 
 def curves_title(report:Path, runs:dict) -> str:
     "The curves figure's title: the report's name, and how its lines and bands summarise the seeds."
@@ -368,7 +371,8 @@ def train_core_then_ablations(todo:list, names:dict, report:Path, protocol:Proto
     train_runs([cfg for cfg in todo if names[id(cfg)] not in ABLATIONS], jobs, minutes, keep, prior)
     ablations = [cfg for cfg in todo if names[id(cfg)] in ABLATIONS]
     if not ablations: return
-    failed, left = core_regime_failures(report, protocol, configs, variants), None if minutes is None else minutes - (time.monotonic() - start) / 60
+    failed = core_regime_failures(kept_histories(report, protocol, configs, variants))
+    left = None if minutes is None else minutes - (time.monotonic() - start) / 60
     if failed is None: print("ablations: not started, core runs are still missing")
     elif failed: print(f"ablations: not trained, the core runs fail the regime check ({', '.join(failed)}): the bench cannot test CSL's claim")
     elif left is None or left > 0: train_runs(ablations, jobs, left, keep, kept_seconds(report, configs))
@@ -376,10 +380,10 @@ def train_core_then_ablations(todo:list, names:dict, report:Path, protocol:Proto
 def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
     """results.md (marked partial while runs are missing; saying so when the ablations wait on a failed regime check), results.csv,
     runs.json, curves.png and the equal-coverage files from report/logs."""
-    gated = protocol.ablations_need_regime and core_regime_failures(report, protocol, configs, variants)
+    kept = kept_histories(report, protocol, configs, variants)
+    gated = protocol.ablations_need_regime and core_regime_failures(kept)
     runs, missing, total = {}, [], 0
-    for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants)):
-        history = logged_history(run_log_folder(report, cfg), cfg)
+    for split, seed, name, history in kept:
         if gated and name in ABLATIONS and history is None: continue   # not to be trained: not missing
         total += 1
         if history is None: missing.append(f"{name} (split {split}, seed {seed})")

@@ -7,10 +7,10 @@ __all__ = ['VERDICT_SEEDS', 'PAIRS', 'NAMES', 'PARTIAL', 'COLOURS', 'detection_p
            'power_words', 'results_rows', 'shared_seeds', 'paired_difference', 'seed_words', 'seed_label', 't_interval',
            'interval_outcome', 'interval_words', 'tie_words', 'verdict', 'results_markdown', 'numeric_rows',
            'place_table', 'RegimeCriteria', 'regime_check', 'bench_regime', 'regime_line', 'summary_lines',
-           'partial_note', 'report_summary', 'protocol_words', 'coverage_gaps', 'evidence_lines', 'difference_cell',
-           'detectable_cell', 'passes_words', 'regime_cell', 'verdict_table', 'selection_trace', 'protocol_markdown',
-           'write_results', 'read_runs', 'plot_curves', 'weak_predictions', 'plot_trained_overlap', 'plot_qualitative',
-           'selection_quality']
+           'partial_note', 'report_summary', 'protocol_cells', 'protocol_words', 'coverage_gaps', 'evidence_lines',
+           'difference_cell', 'detectable_cell', 'passes_words', 'failed_criteria', 'regime_cell', 'verdict_table',
+           'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves', 'weak_predictions',
+           'plot_trained_overlap', 'plot_qualitative', 'selection_quality']
 
 # %% ../nbs/08b_reports.ipynb #26ba913c
 import csv, json, re, statistics
@@ -295,10 +295,14 @@ def report_summary(report:Path, split:int=None) -> str:
                          partial and partial.group(1), split)
 
 # %% ../nbs/08b_reports.ipynb #ef0ad929
+def protocol_cells(report:Path) -> list:
+    "The row of a report's results.md protocol table (`protocol_markdown`): labelled scenes, seeds, warm start, each variant's budget."
+    lines = (Path(report) / "results.md").read_text().splitlines()
+    return [c.strip() for c in lines[lines.index(next(l for l in lines if l.startswith("| labelled scenes"))) + 2].strip("|").split("|")]
+
 def protocol_words(report:Path) -> str:
     "A report's protocol in a few words, from its results.md's protocol table: labelled scenes, unlabelled pool, steps."
-    lines = (Path(report) / "results.md").read_text().splitlines()
-    cells = [c.strip() for c in lines[lines.index(next(l for l in lines if l.startswith("| labelled scenes"))) + 2].strip("|").split("|")]
+    cells = protocol_cells(report)
     labelled, pool = cells[0].split(" (of ")
     return f"{labelled} labelled and {pool.rstrip(')')} scenes, {cells[3].split(', lr')[0]}" + (", after a supervised warm start" if cells[2] != "none" else "")
 
@@ -355,18 +359,21 @@ def detectable_cell(rows:list, split:int, a:str="csl", b:str="unimatch") -> str:
 
 def passes_words(report:Path) -> str:
     "Passes over the unlabelled pool each variant makes, from a report's protocol table (and the warm start, if any)."
-    lines = (Path(report) / "results.md").read_text().splitlines()
-    cells = [c.strip() for c in lines[lines.index(next(l for l in lines if l.startswith("| labelled scenes"))) + 2].strip("|").split("|")]
+    cells = protocol_cells(report)
     pool = int(re.sub(r"\D", "", re.search(r"of ([\d\s,]+) unlabelled", cells[0]).group(1)))
     epochs, steps, batch = (int(n) for n in re.match(r"(\d+) × (\d+) steps, batch (\d+)", cells[3]).groups())
     return f"{epochs * steps * batch / pool:g} passes" + (", after a warm start" if cells[2] != "none" else "")
+
+def failed_criteria(figures:dict, criteria:RegimeCriteria=RegimeCriteria()) -> list:
+    "The criteria `figures` fail (one a bench does not measure, the ceiling, is not among them)."
+    return [criterion for criterion, met in regime_check(figures, criteria).items() if met is False]
 
 def regime_cell(rows:list) -> str:
     "A bench's regime check in a few words: the criteria it fails, 'met', or why there is no check yet."
     figures = bench_regime(rows)
     if figures is None: return "no check: no supervised and UniMatch runs"
     if figures["seeds"] < VERDICT_SEEDS: return f"not yet: {figures['seeds']} paired seed{'s' * (figures['seeds'] != 1)}"
-    failed = [k for k, met in regime_check(figures).items() if met is False]
+    failed = failed_criteria(figures)
     return "fails: " + ", ".join(failed) if failed else "met (the three a bench measures)"
 
 def verdict_table(reports:dict) -> str:
