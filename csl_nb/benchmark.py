@@ -8,10 +8,10 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'warm_config', 'variant_config', 'run_variant', 'variant_runs', 'protocol_configs', 'train_all',
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
-           'logged_history', 'keep_run', 'epoch_seconds', 'run_seconds', 'kept_seconds', 'benchmark', 'kept_histories',
-           'core_regime_failures', 'curves_title', 'ablations_note', 'train_core_then_ablations', 'bench_report',
-           'trained_in', 'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary',
-           'selection_by_epoch']
+           'logged_history', 'keep_run', 'keep_quality', 'score_kept_models', 'epoch_seconds', 'run_seconds',
+           'kept_seconds', 'benchmark', 'kept_histories', 'core_regime_failures', 'curves_title', 'regime_stages',
+           'gated_runs', 'gated_note', 'train_in_stages', 'bench_report', 'trained_in', 'kept_quality_report', 'demo',
+           'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, sys, textwrap, time
@@ -31,7 +31,8 @@ from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX, emb
 from .config import TrainConfig, load_config, config_dict, coerce_value
 from .report import (results_rows, write_results, read_runs, plot_curves, weak_predictions, plot_trained_overlap,
                             plot_qualitative, selection_quality, _pct, _steps, _band, COLOURS,
-                            numeric_rows, place_table, partial_note, bench_regime, failed_criteria)
+                            numeric_rows, place_table, partial_note, bench_regime, failed_criteria, seed_label,
+                            seed_coverage_markdown, kept_coverage_scores)
 from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options, config_differences
 from .checkpoint import read_log, sync_log, LogError, write_text_atomic, folder_lock
 
@@ -61,6 +62,7 @@ class Protocol:
     channels_last: bool = False    # channels-last memory format for every run: faster on a CPU, and it changes the bits
     ablation_seeds: int = 0        # the ablations train only the first N seeds of each split (0: every seed)
     ablations_need_regime: bool = False   # train the ablations only once every core run is kept and passes the regime check (08b)
+    regime_seeds: int = 0          # with ablations_need_regime: the core runs of the first N seeds first, the other seeds' only if those pass (0: all at once)
 
 def protocol_keys(protocol:Protocol) -> list:
     "The (split, seed) pairs a protocol trains, in split then seed order."
@@ -217,12 +219,12 @@ def run_protocol(out:Path, protocol:Protocol, overrides:dict=None, variants=tupl
 
 # %% ../nbs/09_benchmark.ipynb #b93e314f
 # `csl_nb bench`: the depth rule's pick (chapter 09b, `depth.md`): 32-pixel scenes at stride 8, no warm start, 32 passes over
-# 1 000 unlabelled scenes at 8 + 8 on 30 labelled scenes; supervised, UniMatch and CSL on five seeds, then the ablations on the
-# same five only if those core runs pass the regime check
-BENCH = Protocol(splits=(30,), seeds=(0, 1, 2, 3, 4), classes="groups", unlabeled=1000, warm_epochs=0, epochs=32, iters=125, batch=8,
-                 lr=0.01, scene=32, output_stride=8, channels_last=True, ablations_need_regime=True)
+# 1 000 unlabelled scenes at 8 + 8 on 30 labelled scenes; supervised, UniMatch and CSL on five seeds; only if those pass the
+# regime check, the same on five more seeds, then the ablations on the first five if all ten pass it
+BENCH = Protocol(splits=(30,), seeds=tuple(range(10)), classes="groups", unlabeled=1000, warm_epochs=0, epochs=32, iters=125, batch=8,
+                 lr=0.01, scene=32, output_stride=8, channels_last=True, ablations_need_regime=True, regime_seeds=5, ablation_seeds=5)
 # `csl_nb demo`, the README's command: the bench's protocol on its first seed, 150 steps per variant (1.2 passes), every variant
-DEMO = replace(BENCH, seeds=(0,), epochs=2, iters=75, ablations_need_regime=False)
+DEMO = replace(BENCH, seeds=(0,), epochs=2, iters=75, ablations_need_regime=False, regime_seeds=0, ablation_seeds=0)
 DEMO_VARIANTS = ("supervised", "unimatch", "threshold", "csl")   # the TMP ablation (csl-no-tmp) is the bench's
 # `csl_nb bench --device cuda`: a GPU regime candidate (64-pixel scenes, no warm start, 16 passes; the GPU candidates' table is
 # in chapter 09c), on two splits with five seeds, chosen from its supervised and UniMatch runs; `--minutes` runs it in pieces
@@ -289,11 +291,23 @@ def keep_run(report:Path, cfg:TrainConfig, name:str, quality:bool, count:int=256
     "Copy a finished run's log and config into the report; with `quality`, its model's equal-coverage scores and curves too."
     folder = run_log_folder(report, cfg); folder.mkdir(parents=True, exist_ok=True)
     for file in ("log.jsonl", "config.yaml"): write_text_atomic((run_folder(cfg) / file).read_text(), folder / file)   # all or nothing
-    if not quality: return
+    if quality: keep_quality(report, cfg, name, count)
+
+def keep_quality(report:Path, cfg:TrainConfig, name:str, count:int=256):
+    "A finished run's equal-coverage scores and curves (`selection_quality`, 08b), beside its kept log."
+    folder = run_log_folder(report, cfg)
     dataset = embedded_datasets(cfg.augment, cfg.embedded)["unlabeled"]
     scores, curves = selection_quality({name: trained_model(cfg)}, dataset, selector_options(cfg), count, cfg.tau)
     curves = {part: [np.asarray(a).tolist() for a in pair] for part, pair in curves[name].items()}
     (folder / "selection_quality.json").write_text(json.dumps(json_safe(dict(scores=scores[name], curves=curves))))
+
+def score_kept_models(report:Path, configs:list):
+    "Equal-coverage scores for the kept semi-supervised runs that have none yet and whose model is still in its run folder."
+    for cfg in configs:
+        folder = run_log_folder(report, cfg)
+        if (cfg.method != "supervised" and not (folder / "selection_quality.json").is_file() and (run_folder(cfg) / "last.pt").is_file()
+                and logged_history(folder, cfg) is not None):
+            keep_quality(report, cfg, folder.name)
 
 def epoch_seconds(history:list) -> float:
     "A run's median epoch in seconds, its evaluation included (logs older than `epoch_seconds`: its steps alone)."
@@ -334,9 +348,10 @@ def _benchmark(out:Path, protocol:Protocol, overrides:dict, report:Path, variant
         needed = [cfg for cfg in warm if (cfg.embedded.labeled, cfg.seed) in {(run.embedded.labeled, run.seed) for run in todo}]
         train_all(needed, jobs)   # the warm starts the runs still to train start from, outside the time limit
         for cfg in needed: keep_run(report, cfg, "warm start", quality=(cfg.embedded.labeled, cfg.seed) == first)
-        keep = lambda cfg: keep_run(report, cfg, names[id(cfg)], quality=(cfg.embedded.labeled, cfg.seed) == first and cfg.method != "supervised")
+        keep = lambda cfg: keep_run(report, cfg, names[id(cfg)], quality=cfg.method != "supervised")
+        score_kept_models(report, rest)
         if not protocol.ablations_need_regime: train_runs(todo, jobs, minutes, keep, kept_seconds(report, rest))
-        else: train_core_then_ablations(todo, names, report, protocol, rest, variants, jobs, minutes, keep)
+        else: train_in_stages(todo, names, report, protocol, rest, variants, jobs, minutes, keep)
     rows = bench_report(report, protocol, warm, rest, variants)
     if analysed is not None: analysis_figures(report, analysed)
     return rows
@@ -345,11 +360,12 @@ def kept_histories(report:Path, protocol:Protocol, configs:list, variants=tuple(
     "(split, seed, variant, history) of every run of `configs` (in `variant_runs` order), the history None where the report keeps no whole log."
     return [(split, seed, name, logged_history(run_log_folder(report, cfg), cfg)) for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants))]
 
-def core_regime_failures(kept:list) -> list:
-    "The regime criteria the kept core runs of `kept_histories` fail ([]: all met, or no check without supervised and UniMatch); None while one is missing."
+def core_regime_failures(kept:list, seeds=None) -> list:
+    """The regime criteria the kept core runs of `kept_histories` (those of `seeds`, default all) fail ([]: all met, or no check
+    without supervised and UniMatch); None while one is missing."""
     runs = {}
     for split, seed, name, history in kept:
-        if name in ABLATIONS: continue
+        if name in ABLATIONS or (seeds is not None and seed not in seeds): continue
         if history is None: return None
         runs.setdefault((split, seed), {})[name] = history
     figures = bench_regime(results_rows(runs))
@@ -360,31 +376,52 @@ def curves_title(report:Path, runs:dict) -> str:
     many = len({seed for _, seed in runs}) > 1
     return f"{Path(report).name}: " + ("mean over seeds, band from the lowest to the highest seed" if many else "one seed")
 
-def ablations_note(failed:list) -> str:
-    "The line a report carries when its ablations were not trained because its core runs fail the regime check."
-    return (f"**Ablations not trained:** the core runs fail the regime check ({', '.join(failed)}); outside the paper's regime the bench "
-            "cannot test CSL's claim, and the ablations could not say why CSL does as it does.\n\n")
+def regime_stages(protocol:Protocol) -> list:
+    """A gated bench's training in stages, (what, seeds whose core runs must pass the regime check first, is_member(seed, variant)):
+    the core runs of the first `regime_seeds` seeds, the other seeds' core runs, then the ablations."""
+    first = protocol.seeds[:protocol.regime_seeds] if protocol.regime_seeds else protocol.seeds
+    return [("core runs", None, lambda seed, name: name not in ABLATIONS and seed in first),
+            ("the other seeds' core runs", first, lambda seed, name: name not in ABLATIONS and seed not in first),
+            ("ablations", protocol.seeds, lambda seed, name: name in ABLATIONS)]
 
-def train_core_then_ablations(todo:list, names:dict, report:Path, protocol:Protocol, configs:list, variants:tuple, jobs:int, minutes:float, keep):
-    "The core runs to train, then the ablations only if every core run is kept and meets the regime check; says why when they wait."
-    start, prior = time.monotonic(), kept_seconds(report, configs)
-    train_runs([cfg for cfg in todo if names[id(cfg)] not in ABLATIONS], jobs, minutes, keep, prior)
-    ablations = [cfg for cfg in todo if names[id(cfg)] in ABLATIONS]
-    if not ablations: return
-    failed = core_regime_failures(kept_histories(report, protocol, configs, variants))
-    left = None if minutes is None else minutes - (time.monotonic() - start) / 60
-    if failed is None: print("ablations: not started, core runs are still missing")
-    elif failed: print(f"ablations: not trained, the core runs fail the regime check ({', '.join(failed)}): the bench cannot test CSL's claim")
-    elif left is None or left > 0: train_runs(ablations, jobs, left, keep, kept_seconds(report, configs))
+def gated_runs(kept:list, protocol:Protocol) -> tuple:
+    """(what waits, the criteria failed, {(seed, variant)} of the runs not kept that a failed regime check keeps from training), from
+    `kept_histories`; (None, [], set()) when nothing waits on a failed check."""
+    stages = regime_stages(protocol) if protocol.ablations_need_regime else []
+    for i, (what, checked, _) in enumerate(stages):
+        failed = checked is not None and core_regime_failures(kept, checked)
+        if failed:
+            waiting = lambda seed, name: any(member(seed, name) for _, _, member in stages[i:])
+            return what, failed, {(seed, name) for _, seed, name, history in kept if history is None and waiting(seed, name)}
+    return None, [], set()
+
+def gated_note(what:str, failed:list) -> str:
+    "The line a report carries when some of its runs were not trained because the core runs before them fail the regime check."
+    return (f"**Not trained, {what}:** the core runs before them fail the regime check ({', '.join(failed)}); outside the paper's "
+            "regime the bench cannot test CSL's claim, and more runs could not change that.\n\n")
+
+def train_in_stages(todo:list, names:dict, report:Path, protocol:Protocol, configs:list, variants:tuple, jobs:int, minutes:float, keep):
+    "The runs to train, stage by stage (`regime_stages`): a stage starts only once the core runs it waits on are kept and meet the regime check."
+    start = time.monotonic()
+    for what, checked, member in regime_stages(protocol):
+        runs = [cfg for cfg in todo if member(cfg.seed, names[id(cfg)])]
+        if not runs: continue
+        if checked is not None:
+            failed = core_regime_failures(kept_histories(report, protocol, configs, variants), checked)
+            if failed is None: return print(f"{what}: not started, the core runs of {seed_label(list(checked))} are still missing")
+            if failed: return print(f"{what}: not trained, the core runs fail the regime check ({', '.join(failed)}): the bench cannot test CSL's claim")
+        left = None if minutes is None else minutes - (time.monotonic() - start) / 60
+        if left is not None and left <= 0: return
+        train_runs(runs, jobs, left, keep, kept_seconds(report, configs))
 
 def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
     """results.md (marked partial while runs are missing; saying so when the ablations wait on a failed regime check), results.csv,
     runs.json, curves.png and the equal-coverage files from report/logs."""
     kept = kept_histories(report, protocol, configs, variants)
-    gated = protocol.ablations_need_regime and core_regime_failures(kept)
+    waiting, failed, gated = gated_runs(kept, protocol)
     runs, missing, total = {}, [], 0
     for split, seed, name, history in kept:
-        if gated and name in ABLATIONS and history is None: continue   # not to be trained: not missing
+        if (seed, name) in gated: continue   # not to be trained: not missing
         total += 1
         if history is None: missing.append(f"{name} (split {split}, seed {seed})")
         else: runs.setdefault((split, seed), {})[name] = history
@@ -393,7 +430,7 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
     runs = {key: {**({"warm": warm[key]} if warm.get(key) else {}), **{name: runs[key][name] for name in variants if name in runs[key]}}
             for key in protocol_keys(protocol) if key in runs}
     rows = results_rows(runs)
-    note = (partial_note(total, missing) if missing else "") + (ablations_note(gated) if gated else "")
+    note = (partial_note(total, missing) if missing else "") + (gated_note(waiting, failed) if failed else "")
     write_results(rows, runs, report, protocol, partial=note)
     save_figure(plot_curves(runs, curves_title(report, runs) + (f"; partial, {total - len(missing)} of {total} runs" if missing else "")),
                 report / "curves.png")
@@ -406,13 +443,18 @@ def trained_in(report:Path) -> list:
     return sorted({str(Path(*Path(out).parts[:-3])) for out in outs if out})
 
 def kept_quality_report(report:Path, protocol:Protocol):
-    "selection_quality.md, .json and .png from the equal-coverage files kept beside the first split and seed's runs."
+    """selection_quality.md, .json and .png from the equal-coverage files kept beside the first split and seed's runs; with more
+    seeds kept, selection_quality.md adds every kept model's gap, seed by seed (`seed_coverage_markdown`)."""
     kept = sorted((Path(report) / "logs" / f"split-{protocol.splits[0]}" / f"seed-{protocol.seeds[0]}").glob("*/selection_quality.json"))
     if not kept: return
     saved = {"warm start" if file.parent.name == "warm" else file.parent.name: json.loads(file.read_text()) for file in kept}
     order = [name for name in ("warm start", *VARIANTS) if name in saved]
     scores, curves = {n: saved[n]["scores"] for n in order}, {n: {part: tuple(map(np.asarray, pair)) for part, pair in saved[n]["curves"].items()} for n in order}
     write_selection_quality(report, scores, curves)
+    if len({seed for _, seed, _ in kept_coverage_scores(report)}) > 1:   # the bench's seeds, not the demo's one
+        with open(Path(report) / "selection_quality.md", "a") as table:
+            table.write("\n### Every kept model, seed by seed\n\nThe gap: CSL's reliable pixels' precision minus as many top-confidence pixels' "
+                        "over the batch, in points; over the seeds, its mean and 95 % interval (3 seeds or more).\n\n" + seed_coverage_markdown(report))
 
 def demo(out:Path="runs/demo", overrides:dict=None, report:Path=None, protocol:Protocol=DEMO, variants=DEMO_VARIANTS, jobs:int=1) -> list:
     "The README's main job: the smallest split, one seed, supervised, UniMatch, threshold and CSL, with the analysis figures."

@@ -396,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_select(commands); add_selector_demo(commands); add_audit(commands); add_train(commands); add_evaluate(commands); add_reproduce(commands)
     add_benchmark(commands, "demo", "the embedded benchmark's smallest split, one seed, four variants (minutes on a CPU)", DEMO, "the same protocol")
-    add_benchmark(commands, "bench", "the embedded benchmark: supervised, UniMatch and CSL on five seeds, then the ablations if those pass the regime check; mean ± std, CSL's paired intervals and their power", BENCH, "the GPU protocol, longer and with more seeds")
+    add_benchmark(commands, "bench", "the embedded benchmark: supervised, UniMatch and CSL on five seeds, then five more seeds and the ablations if those pass the regime check; mean ± std, CSL's paired intervals and their power", BENCH, "the GPU protocol, longer and with more seeds")
     add_protocol(commands); add_regime(commands)
     return parser
 
