@@ -8,10 +8,11 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'warm_config', 'variant_config', 'run_variant', 'variant_runs', 'protocol_configs', 'train_all',
            'run_estimate', 'train_runs', 'threads_per_job', 'run_protocol', 'save_figure', 'analysis_figures',
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
-           'logged_history', 'keep_run', 'keep_quality', 'score_kept_models', 'epoch_seconds', 'run_seconds',
-           'kept_seconds', 'benchmark', 'kept_histories', 'core_regime_failures', 'curves_title', 'regime_stages',
-           'gated_runs', 'gated_note', 'train_in_stages', 'bench_report', 'trained_in', 'kept_quality_report', 'demo',
-           'bench', 'wrong_weight', 'selection_summary', 'selection_by_epoch']
+           'logged_history', 'keep_run', 'keep_quality', 'score_kept_models', 'same_log', 'epoch_seconds',
+           'run_seconds', 'kept_seconds', 'benchmark', 'kept_histories', 'core_regime_failures', 'check_gate',
+           'curves_title', 'regime_stages', 'gated_runs', 'undecided_runs', 'train_in_stages', 'bench_report',
+           'trained_in', 'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary',
+           'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
 import csv, json, multiprocessing, os, shutil, signal, statistics, sys, textwrap, time
@@ -32,7 +33,7 @@ from .config import TrainConfig, load_config, config_dict, coerce_value
 from .report import (results_rows, write_results, read_runs, plot_curves, weak_predictions, plot_trained_overlap,
                             plot_qualitative, selection_quality, _pct, _steps, _band, COLOURS,
                             numeric_rows, place_table, partial_note, bench_regime, failed_criteria, seed_label,
-                            seed_coverage_markdown, kept_coverage_scores)
+                            seed_coverage_markdown, kept_coverage_scores, gated_note, VERDICT_SEEDS)
 from .train import train, model_from_config, run_folder, read_checkpoint, load_weights, selector_options, config_differences
 from .checkpoint import read_log, sync_log, LogError, write_text_atomic, folder_lock
 
@@ -43,7 +44,7 @@ ABLATIONS = ("threshold", "csl-no-tmp")   # CSL's ablations: trained after the c
 
 @dataclass(frozen=True)
 class Protocol:
-    "How the embedded benchmark trains: splits, seeds, warm start, budget, scene (chosen by a written rule before CSL runs on it)."
+    "How the embedded benchmark trains: splits, seeds, warm start, budget, scene (chosen by a written rule from supervised and UniMatch runs, 09b)."
     splits: tuple = (60, 240)      # labelled scenes of each split (the unlabelled scenes are shared)
     seeds: tuple = (0, 1, 2)
     warm_epochs: int = 8           # shared supervised warm start: epochs × warm_iters steps (0: none)
@@ -61,8 +62,8 @@ class Protocol:
     output_stride: int = 0         # encoder output stride (0: the model preset's, 16)
     channels_last: bool = False    # channels-last memory format for every run: faster on a CPU, and it changes the bits
     ablation_seeds: int = 0        # the ablations train only the first N seeds of each split (0: every seed)
-    ablations_need_regime: bool = False   # train the ablations only once every core run is kept and passes the regime check (08b)
-    regime_seeds: int = 0          # with ablations_need_regime: the core runs of the first N seeds first, the other seeds' only if those pass (0: all at once)
+    ablations_need_regime: bool = False   # train the ablations (and with regime_seeds the later seeds' core runs) only once the core runs before them pass the regime check (08b)
+    regime_seeds: int = 0          # with ablations_need_regime: the core runs of the first N seeds (N ≥ 3) first, the other seeds' only if those pass (0: all at once)
 
 def protocol_keys(protocol:Protocol) -> list:
     "The (split, seed) pairs a protocol trains, in split then seed order."
@@ -223,7 +224,7 @@ def run_protocol(out:Path, protocol:Protocol, overrides:dict=None, variants=tupl
 # regime check, the same on five more seeds, then the ablations on the first five if all ten pass it
 BENCH = Protocol(splits=(30,), seeds=tuple(range(10)), classes="groups", unlabeled=1000, warm_epochs=0, epochs=32, iters=125, batch=8,
                  lr=0.01, scene=32, output_stride=8, channels_last=True, ablations_need_regime=True, regime_seeds=5, ablation_seeds=5)
-# `csl_nb demo`, the README's command: the bench's protocol on its first seed, 150 steps per variant (1.2 passes), every variant
+# `csl_nb demo`, the README's command: the bench's protocol on its first seed, 150 steps per variant (1.2 passes), four variants
 DEMO = replace(BENCH, seeds=(0,), epochs=2, iters=75, ablations_need_regime=False, regime_seeds=0, ablation_seeds=0)
 DEMO_VARIANTS = ("supervised", "unimatch", "threshold", "csl")   # the TMP ablation (csl-no-tmp) is the bench's
 # `csl_nb bench --device cuda`: a GPU regime candidate (64-pixel scenes, no warm start, 16 passes; the GPU candidates' table is
@@ -302,12 +303,18 @@ def keep_quality(report:Path, cfg:TrainConfig, name:str, count:int=256):
     (folder / "selection_quality.json").write_text(json.dumps(json_safe(dict(scores=scores[name], curves=curves))))
 
 def score_kept_models(report:Path, configs:list):
-    "Equal-coverage scores for the kept semi-supervised runs that have none yet and whose model is still in its run folder."
+    """Equal-coverage scores for the kept semi-supervised runs that have none yet and whose model is still in its run folder
+    (the same run: its log there is the kept one)."""
     for cfg in configs:
         folder = run_log_folder(report, cfg)
         if (cfg.method != "supervised" and not (folder / "selection_quality.json").is_file() and (run_folder(cfg) / "last.pt").is_file()
-                and logged_history(folder, cfg) is not None):
+                and logged_history(folder, cfg) is not None and same_log(run_folder(cfg), folder)):
             keep_quality(report, cfg, folder.name)
+
+def same_log(first:Path, second:Path) -> bool:
+    "Whether two folders' log.jsonl hold the same run's history (a damaged log: no)."
+    try: return read_history(first) == read_history(second)
+    except LogError: return False
 
 def epoch_seconds(history:list) -> float:
     "A run's median epoch in seconds, its evaluation included (logs older than `epoch_seconds`: its steps alone)."
@@ -333,6 +340,7 @@ def benchmark(out:Path, protocol:Protocol, overrides:dict=None, report:Path=None
     (its run is trained again if it is kept but its checkpoint is not in `out`). A second bench on the same `out` or `report`
     stops at once (FolderBusy, naming this one)."""
     report = Path(report or out)
+    check_gate(protocol)
     with (nullcontext() if from_logs else folder_lock(out)), folder_lock(report):
         return _benchmark(out, protocol, overrides, report, variants, analysis, jobs, minutes, from_logs)
 
@@ -345,31 +353,43 @@ def _benchmark(out:Path, protocol:Protocol, overrides:dict, report:Path, variant
     if not from_logs:
         names = {id(cfg): name for cfg, (_, _, name) in zip(rest, variant_runs(protocol, variants))}
         todo = [cfg for cfg in rest if logged_history(run_log_folder(report, cfg), cfg) is None or model_missing(cfg)]
-        needed = [cfg for cfg in warm if (cfg.embedded.labeled, cfg.seed) in {(run.embedded.labeled, run.seed) for run in todo}]
-        train_all(needed, jobs)   # the warm starts the runs still to train start from, outside the time limit
-        for cfg in needed: keep_run(report, cfg, "warm start", quality=(cfg.embedded.labeled, cfg.seed) == first)
+        def prepare(runs):   # the warm starts the runs start from, outside the time limit
+            needed = [cfg for cfg in warm if (cfg.embedded.labeled, cfg.seed) in {(run.embedded.labeled, run.seed) for run in runs}]
+            train_all(needed, jobs)
+            for cfg in needed: keep_run(report, cfg, "warm start", quality=(cfg.embedded.labeled, cfg.seed) == first)
         keep = lambda cfg: keep_run(report, cfg, names[id(cfg)], quality=cfg.method != "supervised")
         score_kept_models(report, rest)
-        if not protocol.ablations_need_regime: train_runs(todo, jobs, minutes, keep, kept_seconds(report, rest))
-        else: train_in_stages(todo, names, report, protocol, rest, variants, jobs, minutes, keep)
+        if not protocol.ablations_need_regime: prepare(todo); train_runs(todo, jobs, minutes, keep, kept_seconds(report, rest))
+        else: train_in_stages(todo, names, report, protocol, rest, variants, jobs, minutes, keep, prepare)
     rows = bench_report(report, protocol, warm, rest, variants)
     if analysed is not None: analysis_figures(report, analysed)
     return rows
 
 def kept_histories(report:Path, protocol:Protocol, configs:list, variants=tuple(VARIANTS)) -> list:
     "(split, seed, variant, history) of every run of `configs` (in `variant_runs` order), the history None where the report keeps no whole log."
-    return [(split, seed, name, logged_history(run_log_folder(report, cfg), cfg)) for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants))]
+    return [(split, seed, name, logged_history(run_log_folder(report, cfg), cfg))
+            for cfg, (split, seed, name) in zip(configs, variant_runs(protocol, variants), strict=True)]
 
 def core_regime_failures(kept:list, seeds=None) -> list:
     """The regime criteria the kept core runs of `kept_histories` (those of `seeds`, default all) fail ([]: all met, or no check
-    without supervised and UniMatch); None while one is missing."""
+    without supervised and UniMatch); None while one is missing or they pair fewer than VERDICT_SEEDS seeds (no check yet)."""
     runs = {}
     for split, seed, name, history in kept:
         if name in ABLATIONS or (seeds is not None and seed not in seeds): continue
         if history is None: return None
         runs.setdefault((split, seed), {})[name] = history
-    figures = bench_regime(results_rows(runs))
+    figures = bench_regime(results_rows(runs)) if runs else None
+    if figures is not None and figures["seeds"] < VERDICT_SEEDS: return None
     return [] if figures is None else failed_criteria(figures)
+
+def check_gate(protocol:Protocol):
+    "A gated protocol that its regime check can decide: VERDICT_SEEDS seeds or more before each decision, else a ValueError that says why."
+    first = protocol.regime_seeds or len(protocol.seeds)
+    if protocol.regime_seeds and not protocol.ablations_need_regime:
+        raise ValueError(f"regime_seeds={protocol.regime_seeds} gates the later seeds on the regime check: it needs ablations_need_regime=true")
+    if protocol.ablations_need_regime and first < VERDICT_SEEDS:
+        raise ValueError(f"ablations_need_regime waits on the regime check, which takes {VERDICT_SEEDS} seeds: this protocol decides on "
+                         f"{first} (seeds={','.join(map(str, protocol.seeds))}, regime_seeds={protocol.regime_seeds})")
 
 def curves_title(report:Path, runs:dict) -> str:
     "The curves figure's title: the report's name, and how its lines and bands summarise the seeds."
@@ -382,26 +402,37 @@ def regime_stages(protocol:Protocol) -> list:
     first = protocol.seeds[:protocol.regime_seeds] if protocol.regime_seeds else protocol.seeds
     return [("core runs", None, lambda seed, name: name not in ABLATIONS and seed in first),
             ("the other seeds' core runs", first, lambda seed, name: name not in ABLATIONS and seed not in first),
-            ("ablations", protocol.seeds, lambda seed, name: name in ABLATIONS)]
+            ("the ablations", protocol.seeds, lambda seed, name: name in ABLATIONS)]
 
 def gated_runs(kept:list, protocol:Protocol) -> tuple:
-    """(what waits, the criteria failed, {(seed, variant)} of the runs not kept that a failed regime check keeps from training), from
-    `kept_histories`; (None, [], set()) when nothing waits on a failed check."""
+    """From `kept_histories`: (what a failed regime check keeps from training, the criteria failed, {(seed, variant)} of those runs),
+    the first failed stage and every stage after it; (None, [], set()) when nothing waits on a failed check."""
     stages = regime_stages(protocol) if protocol.ablations_need_regime else []
-    for i, (what, checked, _) in enumerate(stages):
+    for i, (_, checked, _) in enumerate(stages):
         failed = checked is not None and core_regime_failures(kept, checked)
         if failed:
-            waiting = lambda seed, name: any(member(seed, name) for _, _, member in stages[i:])
-            return what, failed, {(seed, name) for _, seed, name, history in kept if history is None and waiting(seed, name)}
+            later = [(what, member) for what, _, member in stages[i:] if any(member(seed, name) and history is None for _, seed, name, history in kept)]
+            runs = {(seed, name) for _, seed, name, history in kept if history is None and any(member(seed, name) for _, member in later)}
+            return " and ".join(what for what, _ in later), failed, runs
     return None, [], set()
 
-def gated_note(what:str, failed:list) -> str:
-    "The line a report carries when some of its runs were not trained because the core runs before them fail the regime check."
-    return (f"**Not trained, {what}:** the core runs before them fail the regime check ({', '.join(failed)}); outside the paper's "
-            "regime the bench cannot test CSL's claim, and more runs could not change that.\n\n")
+def undecided_runs(kept:list, protocol:Protocol) -> tuple:
+    """The runs not kept of the stages (`regime_stages`) whose regime check cannot be made yet, up to the first that fails (those after
+    it are withheld, `gated_runs`): (['what (seeds, n runs)'] a stage, {(seed, variant)})."""
+    stages = regime_stages(protocol) if protocol.ablations_need_regime else []
+    words, undecided = [], set()
+    for what, checked, member in stages:
+        failed = None if checked is None else core_regime_failures(kept, checked)
+        if failed: break
+        runs = [(seed, name) for _, seed, name, history in kept if history is None and member(seed, name)]
+        if checked is not None and runs and failed is None:
+            words.append(f"{what} ({seed_label(sorted({seed for seed, _ in runs}))}, {len(runs)} runs)"); undecided |= set(runs)
+    return words, undecided
 
-def train_in_stages(todo:list, names:dict, report:Path, protocol:Protocol, configs:list, variants:tuple, jobs:int, minutes:float, keep):
-    "The runs to train, stage by stage (`regime_stages`): a stage starts only once the core runs it waits on are kept and meet the regime check."
+def train_in_stages(todo:list, names:dict, report:Path, protocol:Protocol, configs:list, variants:tuple, jobs:int, minutes:float, keep,
+                    prepare=lambda runs: None):
+    """The runs to train, stage by stage (`regime_stages`): a stage starts only once the core runs it waits on are kept and meet the
+    regime check; `prepare(runs)` before each stage (the warm starts its runs start from)."""
     start = time.monotonic()
     for what, checked, member in regime_stages(protocol):
         runs = [cfg for cfg in todo if member(cfg.seed, names[id(cfg)])]
@@ -412,27 +443,31 @@ def train_in_stages(todo:list, names:dict, report:Path, protocol:Protocol, confi
             if failed: return print(f"{what}: not trained, the core runs fail the regime check ({', '.join(failed)}): the bench cannot test CSL's claim")
         left = None if minutes is None else minutes - (time.monotonic() - start) / 60
         if left is not None and left <= 0: return
+        prepare(runs)
         train_runs(runs, jobs, left, keep, kept_seconds(report, configs))
 
 def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
-    """results.md (marked partial while runs are missing; saying so when the ablations wait on a failed regime check), results.csv,
+    """results.md (marked partial while runs are missing, naming those that wait on a regime check not yet made; saying which runs a
+    failed regime check withheld), results.csv,
     runs.json, curves.png and the equal-coverage files from report/logs."""
     kept = kept_histories(report, protocol, configs, variants)
     waiting, failed, gated = gated_runs(kept, protocol)
+    conditional, undecided = undecided_runs(kept, protocol)
     runs, missing, total = {}, [], 0
     for split, seed, name, history in kept:
         if (seed, name) in gated: continue   # not to be trained: not missing
         total += 1
-        if history is None: missing.append(f"{name} (split {split}, seed {seed})")
+        if history is None and (seed, name) not in undecided: missing.append(f"{name} (split {split}, seed {seed})")
         else: runs.setdefault((split, seed), {})[name] = history
     if not runs: raise FileNotFoundError(f"{report / 'logs'}: no finished run of this protocol is kept there yet")
     warm = {(cfg.embedded.labeled, cfg.seed): logged_history(run_log_folder(report, cfg), cfg) for cfg in warm}
     runs = {key: {**({"warm": warm[key]} if warm.get(key) else {}), **{name: runs[key][name] for name in variants if name in runs[key]}}
             for key in protocol_keys(protocol) if key in runs}
     rows = results_rows(runs)
-    note = (partial_note(total, missing) if missing else "") + (gated_note(waiting, failed) if failed else "")
+    finished = total - len(missing) - len(undecided)
+    note = (partial_note(total, finished, missing, conditional) if finished < total else "") + (gated_note(waiting, failed) if failed else "")
     write_results(rows, runs, report, protocol, partial=note)
-    save_figure(plot_curves(runs, curves_title(report, runs) + (f"; partial, {total - len(missing)} of {total} runs" if missing else "")),
+    save_figure(plot_curves(runs, curves_title(report, runs) + (f"; partial, {finished} of {total} runs" if finished < total else "")),
                 report / "curves.png")
     kept_quality_report(report, protocol)
     return rows
