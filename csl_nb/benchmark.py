@@ -457,8 +457,8 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
     for split, seed, name, history in kept:
         if (seed, name) in gated: continue   # not to be trained: not missing
         total += 1
-        if history is None and (seed, name) not in undecided: missing.append(f"{name} (split {split}, seed {seed})")
-        else: runs.setdefault((split, seed), {})[name] = history
+        if history is not None: runs.setdefault((split, seed), {})[name] = history
+        elif (seed, name) not in undecided: missing.append(f"{name} (split {split}, seed {seed})")
     if not runs: raise FileNotFoundError(f"{report / 'logs'}: no finished run of this protocol is kept there yet")
     warm = {(cfg.embedded.labeled, cfg.seed): logged_history(run_log_folder(report, cfg), cfg) for cfg in warm}
     runs = {key: {**({"warm": warm[key]} if warm.get(key) else {}), **{name: runs[key][name] for name in variants if name in runs[key]}}
