@@ -8,10 +8,10 @@ __all__ = ['TENSOR_SUFFIXES', 'AT_LEAST_ONE', 'POSITIVE', 'THRESHOLD', 'PINNED_C
            'check_single_image', 'load_selection_inputs', 'number_in_range', 'selection_summary', 'selection_options',
            'run_select', 'overview_figure', 'run_selector_demo', 'load_labels', 'run_audit', 'add_audit',
            'train_config', 'run_train', 'kernels_line', 'recorded_kernels', 'record_kernels', 'provenance',
-           'write_provenance', 'earlier_training', 'report_kernels', 'announce_fingerprint', 'device_overrides',
-           'run_benchmark', 'demo_note', 'add_select', 'add_selector_demo', 'add_benchmark', 'add_device_flags',
-           'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train', 'add_evaluate', 'add_reproduce',
-           'build_parser', 'run_regime', 'run_protocol_choice', 'check_out_folders', 'resume_command',
+           'write_provenance', 'earlier_training', 'training_record', 'report_kernels', 'announce_fingerprint',
+           'device_overrides', 'run_benchmark', 'demo_note', 'add_select', 'add_selector_demo', 'add_benchmark',
+           'add_device_flags', 'add_kernels_flag', 'add_protocol', 'add_regime', 'add_train', 'add_evaluate',
+           'add_reproduce', 'build_parser', 'run_regime', 'run_protocol_choice', 'check_out_folders', 'resume_command',
            'interrupted_message', 'output_folders', 'is_write_failure', 'write_cause', 'related',
            'write_failure_message', 'main']
 
@@ -258,13 +258,20 @@ def write_provenance(report:Path, argv:list, fingerprint:dict=None, kernels:str=
 
 TRAINING_KEYS = ("command", "commit", "uncommitted_changes", "kernels", "threads", "cpu", "fingerprint")
 
-def earlier_training(report:Path) -> dict:
-    "What a `--from-logs` rewrite keeps of the report's previous provenance: the command that trained into it (as `trained_by`)."
-    path = Path(report) / "provenance.json"
-    try: old = json.loads(path.read_text())
-    except (OSError, ValueError): return {}
-    if "--from-logs" not in old.get("command", []): return {"trained_by": {key: old.get(key) for key in TRAINING_KEYS}}
-    return {"trained_by": old["trained_by"]} if "trained_by" in old else {}
+def earlier_training(report:Path) -> list:
+    """The commands that trained into a report before this one, oldest first, from its provenance.json: its `trained_by` (one record
+    in reports written before it became a list) and its own command if that trained; [] without one."""
+    try: old = json.loads((Path(report) / "provenance.json").read_text())
+    except (OSError, ValueError): return []
+    records = old.get("trained_by", [])
+    records = [records] if isinstance(records, dict) else list(records)
+    own = {key: old.get(key) for key in TRAINING_KEYS}
+    if old.get("command") and "--from-logs" not in old["command"] and own not in records: records.append(own)
+    return records
+
+def training_record(argv:list, fingerprint:dict=None, kernels:str=None) -> dict:
+    "This command's record in a report's `trained_by` (the `TRAINING_KEYS` of its provenance)."
+    return {key: value for key, value in provenance(argv, fingerprint, kernels).items() if key in TRAINING_KEYS}
 
 def report_kernels(args) -> str:
     "The CPU kernels a report's runs were trained with: this process's, or with --from-logs those recorded in the runs folder."
@@ -290,9 +297,10 @@ def run_benchmark(args, run, protocol, gpu_protocol) -> str:
     report = Path(args.report or args.out)
     pieces = dict(minutes=args.minutes, from_logs=args.from_logs) if args.command == "bench" else {}
     check = None if pieces.get("from_logs") else announce_fingerprint(args)
-    trained_by = earlier_training(report) if pieces.get("from_logs") else {}
+    trained_by, own = earlier_training(report), training_record(args.argv, check, report_kernels(args))
+    if not pieces.get("from_logs") and own not in trained_by: trained_by.append(own)   # the same command again: one record
     run(args.out, overrides, report, protocol, jobs=args.jobs, **pieces)
-    write_provenance(report, args.argv, check, report_kernels(args), dict(runs_trained_in=trained_in(report), **trained_by))   # the runs may predate this command
+    write_provenance(report, args.argv, check, report_kernels(args), dict(runs_trained_in=trained_in(report), trained_by=trained_by))   # the runs may predate this command
     table = (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0]
     return table + (demo_note(protocol) if args.command == "demo" else "") + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
 

@@ -123,14 +123,28 @@ def test_a_report_from_logs_records_the_kernels_its_runs_were_trained_with(csl_n
     assert (written["kernels"], written["fingerprint"]) == ("pinned", None)
 
 
-def test_a_report_from_logs_keeps_the_command_that_trained_into_it(csl_nb, tmp_path, no_fingerprint, stub_runs):
+def test_a_report_from_logs_keeps_the_commands_that_trained_into_it(csl_nb, tmp_path, no_fingerprint, stub_runs):
     assert csl_nb("bench", "--out", tmp_path / "out", "--minutes", "5").returncode == 0
-    trained = provenance_of(tmp_path / "out")
-    for _ in range(2):   # a second rewrite keeps it too
+    first = provenance_of(tmp_path / "out")
+    assert [record["command"] for record in first["trained_by"]] == [first["command"]]
+    assert csl_nb("bench", "--out", tmp_path / "out", "--minutes", "6").returncode == 0   # the bench's next piece
+    second = provenance_of(tmp_path / "out")
+    assert [record["command"] for record in second["trained_by"]] == [first["command"], second["command"]]
+    assert csl_nb("bench", "--out", tmp_path / "out", "--minutes", "6").returncode == 0   # the same command again: one record
+    assert provenance_of(tmp_path / "out")["trained_by"] == second["trained_by"]
+    for _ in range(2):   # a rewrite from the logs keeps them, and a second rewrite too
         assert csl_nb("bench", "--from-logs", "--out", tmp_path / "out").returncode == 0
         written = provenance_of(tmp_path / "out")
-        assert "--from-logs" in written["command"] and written["trained_by"]["command"] == trained["command"]
-        assert written["trained_by"]["fingerprint"] == trained["fingerprint"] and "--minutes" in written["trained_by"]["command"]
+        assert "--from-logs" in written["command"] and written["trained_by"] == second["trained_by"]
+        assert written["trained_by"][0]["fingerprint"] == first["fingerprint"] and "--minutes" in written["trained_by"][0]["command"]
+
+
+def test_a_report_written_before_trained_by_was_a_list_keeps_its_record(tmp_path):
+    from csl_nb.cli import earlier_training
+    record = dict(command=["csl_nb", "bench", "--minutes", "5"], commit="abc", uncommitted_changes=False, kernels="pinned", threads=1, cpu="x", fingerprint=None)
+    (tmp_path / "provenance.json").write_text(json.dumps(dict(command=["csl_nb", "bench", "--from-logs"], trained_by=record)))
+    assert earlier_training(tmp_path) == [record]
+    assert earlier_training(tmp_path / "none") == []
 
 
 # ---- 9. a malformed --set names itself
