@@ -351,7 +351,9 @@ def partial_note(total:int, finished:int, missing:list, conditional:list=()) -> 
     """The note under the regime line of a report with runs missing (what `report_summary` reads back): the runs to train, then
     those to train only if the core runs before them pass the regime check (`conditional`, a few words per stage)."""
     waiting = f" Then, only if the core runs before them pass the regime check: {'; '.join(conditional)}." if conditional else ""
-    return f"**Partial: {finished} of {total} runs finished.** Not yet run: {', '.join(missing) or 'none'}.{waiting}\n\n"
+    return (f"**Partial: {finished} of {total} runs finished.** Not yet run: {', '.join(missing) or 'none'}.{waiting} Its verdicts are "
+            f"interim: they can move as the other runs come in, and a verdict read after every piece is a chance one more often than "
+            f"its 5 % says.\n\n")
 
 PARTIAL = re.compile(r"\*\*(Partial: \d+ of \d+ runs finished\.)\*\*")
 
@@ -408,7 +410,7 @@ def evidence_lines(bench:Path, others:dict, demo:Path=None) -> str:
         for s in sorted({r["split"] for r in mine}):
             place = _place(mine, s, "csl", "unimatch")
             runs = re.findall(r"\d+", partial.group(1)) if partial else None
-            if place: places.append(f"{label}, {s} labelled{f' ({runs[0]} of its {runs[1]} runs)' if runs else ''}: {place}")
+            if place: places.append(f"{label}, {s} labelled{f' ({runs[0]} of its {runs[1]} runs: interim)' if runs else ''}: {place}")
     lines.append("- **CSL − UniMatch on every committed bench:** " + "; ".join(places) + ".")
     lines += coverage_lines(bench, [*others.values(), *([demo] if demo else [])])
     if demo:
