@@ -251,10 +251,11 @@ def provenance(argv:list, fingerprint:dict=None, kernels:str=None) -> dict:
                 torch=torch.__version__, kernels=kernels or kernels_in_use(), cpu_kernels=torch.backends.cpu.get_cpu_capability(),
                 kernels_pinned=kernels_pinned(), threads=torch.get_num_threads(), mkl_cbwr=os.environ.get("MKL_CBWR"), cpu=cpu_name(), fingerprint=fingerprint)
 
-def write_provenance(report:Path, argv:list, fingerprint:dict=None, kernels:str=None, extra:dict=None):
-    "`provenance(argv, fingerprint, kernels)` and `extra` as provenance.json in `report`."
+def write_provenance(report:Path, argv:list, fingerprint:dict=None, kernels:str=None, extra:dict=None, record:dict=None):
+    "`record` (default `provenance(argv, fingerprint, kernels)`, taken now) and `extra` as provenance.json in `report`."
     Path(report).mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps({**provenance(argv, fingerprint, kernels), **(extra or {})}, indent=1) + "\n", Path(report) / "provenance.json")
+    record = record or provenance(argv, fingerprint, kernels)
+    write_text_atomic(json.dumps({**record, **(extra or {})}, indent=1) + "\n", Path(report) / "provenance.json")
 
 TRAINING_KEYS = ("command", "commit", "uncommitted_changes", "kernels", "threads", "cpu", "fingerprint")
 
@@ -269,9 +270,9 @@ def earlier_training(report:Path) -> list:
     if old.get("command") and "--from-logs" not in old["command"] and own not in records: records.append(own)
     return records
 
-def training_record(argv:list, fingerprint:dict=None, kernels:str=None) -> dict:
-    "This command's record in a report's `trained_by` (the `TRAINING_KEYS` of its provenance)."
-    return {key: value for key, value in provenance(argv, fingerprint, kernels).items() if key in TRAINING_KEYS}
+def training_record(record:dict) -> dict:
+    "A command's record in a report's `trained_by`: the `TRAINING_KEYS` of its provenance."
+    return {key: value for key, value in record.items() if key in TRAINING_KEYS}
 
 def report_kernels(args) -> str:
     "The CPU kernels a report's runs were trained with: this process's, or with --from-logs those recorded in the runs folder."
@@ -297,10 +298,11 @@ def run_benchmark(args, run, protocol, gpu_protocol) -> str:
     report = Path(args.report or args.out)
     pieces = dict(minutes=args.minutes, from_logs=args.from_logs) if args.command == "bench" else {}
     check = None if pieces.get("from_logs") else announce_fingerprint(args)
-    trained_by, own = earlier_training(report), training_record(args.argv, check, report_kernels(args))
-    if not pieces.get("from_logs") and own not in trained_by: trained_by.append(own)   # the same command again: one record
+    record = provenance(args.argv, check, report_kernels(args))   # taken before training: the commit whose code trains
+    trained_by = earlier_training(report)
+    if not pieces.get("from_logs") and training_record(record) not in trained_by: trained_by.append(training_record(record))   # the same command again: one record
     run(args.out, overrides, report, protocol, jobs=args.jobs, **pieces)
-    write_provenance(report, args.argv, check, report_kernels(args), dict(runs_trained_in=trained_in(report), trained_by=trained_by))   # the runs may predate this command
+    write_provenance(report, args.argv, extra=dict(runs_trained_in=trained_in(report), trained_by=trained_by), record=record)   # the runs may predate this command
     table = (report / "results.md").read_text().split("## Pseudo-labels per epoch")[0]
     return table + (demo_note(protocol) if args.command == "demo" else "") + f"\nwrote {report}: results.md, results.csv, runs.json, curves.png, provenance.json"
 
