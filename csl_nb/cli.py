@@ -266,13 +266,13 @@ def earlier_training(report:Path) -> list:
     except (OSError, ValueError): return []
     records = old.get("trained_by", [])
     records = [records] if isinstance(records, dict) else list(records)
-    own = {key: old.get(key) for key in TRAINING_KEYS}
+    own = training_record(old)
     if old.get("command") and "--from-logs" not in old["command"] and own not in records: records.append(own)
     return records
 
 def training_record(record:dict) -> dict:
-    "A command's record in a report's `trained_by`: the `TRAINING_KEYS` of its provenance."
-    return {key: value for key, value in record.items() if key in TRAINING_KEYS}
+    "A command's record in a report's `trained_by`: the `TRAINING_KEYS` of its provenance (None where it lacks one)."
+    return {key: record.get(key) for key in TRAINING_KEYS}
 
 def report_kernels(args) -> str:
     "The CPU kernels a report's runs were trained with: this process's, or with --from-logs those recorded in the runs folder."

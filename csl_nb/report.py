@@ -7,9 +7,9 @@ __all__ = ['VERDICT_SEEDS', 'PAIRS', 'RELIABLE', 'TOP_BATCH', 'NAMES', 'GATED', 
            'detectable_difference', 'seeds_needed', 'power_words', 'results_rows', 'shared_seeds', 'paired_difference',
            'seed_words', 'seed_label', 't_interval', 'interval_outcome', 'interval_words', 'tie_words', 'verdict',
            'results_markdown', 'numeric_rows', 'place_table', 'RegimeCriteria', 'regime_check', 'bench_regime',
-           'regime_line', 'coverage_gap', 'coverage_gaps', 'kept_coverage_scores', 'seed_coverage_gaps',
-           'coverage_words', 'seed_coverage_markdown', 'summary_lines', 'gated_note', 'partial_note', 'report_summary',
-           'protocol_cells', 'protocol_words', 'coverage_meaning', 'coverage_lines', 'evidence_lines',
+           'regime_line', 'coverage_gap', 'coverage_gaps', 'kept_coverage_scores', 'gaps_by_seed', 'seed_coverage_gaps',
+           'coverage_side', 'coverage_words', 'seed_coverage_markdown', 'summary_lines', 'gated_note', 'partial_note',
+           'report_summary', 'protocol_cells', 'protocol_words', 'coverage_meaning', 'coverage_lines', 'evidence_lines',
            'difference_cell', 'detectable_cell', 'passes_words', 'failed_criteria', 'regime_cell', 'gap_cell',
            'verdict_table', 'selection_trace', 'protocol_markdown', 'write_results', 'read_runs', 'plot_curves',
            'weak_predictions', 'plot_trained_overlap', 'plot_qualitative', 'selection_quality']
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from .overlap import pixel_table, plot_confidence_histograms
 from .dispersion import csl_select, plot_selection
-from .audit import equal_coverage, precision_coverage, _percent as _pct
+from .audit import equal_coverage, precision_coverage, SELECTION_SETS, _percent as _pct
 from .trusted_mask import hide_reliable, block_mask
 from .embedded import CLASS_NAMES, class_names, class_legend
 from .datasets import SemiDataset, AugmentConfig, denormalise, IGNORE_INDEX
@@ -247,7 +247,7 @@ def regime_line(rows:list, criteria:RegimeCriteria=RegimeCriteria()) -> str:
             + ". The fourth, the distance to a ceiling, needs a run the bench does not train.")
 
 # %% ../nbs/08b_reports.ipynb #40dc8d15
-RELIABLE, TOP_BATCH = "CSL reliable (w = 1)", "top-c over the batch, same count"   # two of the equal-coverage pixel sets (02a)
+RELIABLE, _, TOP_BATCH = SELECTION_SETS   # CSL's reliable pixels and as many top-confidence ones over the batch (02a)
 
 def coverage_gap(scores:dict) -> float:
     """The equal-coverage gap of one model's scores: CSL's reliable pixels' precision minus as many top-confidence pixels' over the
@@ -273,19 +273,27 @@ def kept_coverage_scores(report:Path) -> dict:
         found[split, seed, file.parent.name] = json.loads(file.read_text())["scores"]
     return dict(sorted(found.items()))
 
+def gaps_by_seed(scores:dict, split:int=None, model:str="csl") -> dict:
+    "{seed: `coverage_gap`} of `model` on one split (default: the smallest that has one) from `kept_coverage_scores`, models that selected nothing left out."
+    mine = {key: s for key, s in scores.items() if key[2] == model and coverage_gap(s) is not None}
+    split = split or min((key[0] for key in mine), default=None)
+    return {seed: coverage_gap(s) for (s_, seed, _), s in mine.items() if s_ == split}
+
 def seed_coverage_gaps(report:Path, split:int=None, model:str="csl") -> dict:
-    "{seed: `coverage_gap`} of the kept `model`s of one split (default: the smallest that has one), models that selected nothing left out."
-    scores = {key: s for key, s in kept_coverage_scores(report).items() if key[2] == model and coverage_gap(s) is not None}
-    split = split or min((key[0] for key in scores), default=None)
-    return {seed: coverage_gap(s) for (s_, seed, _), s in scores.items() if s_ == split}
+    "`gaps_by_seed` of the scores a report keeps."
+    return gaps_by_seed(kept_coverage_scores(report), split, model)
+
+def coverage_side(gaps:dict) -> tuple:
+    "Mean, low and high of the gaps' 95 % interval, and the set it favours: 'top-c' (below 0), 'CSL' (above) or None (it holds 0)."
+    mean, low, high = t_interval(list(gaps.values()))
+    return mean, low, high, "top-c" if high < 0 else "CSL" if low > 0 else None
 
 def coverage_words(gaps:dict) -> str:
     "Equal-coverage gaps over seeds ({seed: points}): mean, 95 % interval and its side from VERDICT_SEEDS seeds; the values per seed below that."
     if len(gaps) < VERDICT_SEEDS: return ", ".join(f"{g:+.2f}" for g in gaps.values()) + f" ({seed_label(list(gaps))})"
-    mean, low, high = t_interval(list(gaps.values()))
-    side = ("top-c more precise" if high < 0 else "CSL's set more precise" if low > 0 else
-            "the interval holds 0: neither set more precise")
-    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] over {seed_label(list(gaps))}: {side}"
+    mean, low, high, side = coverage_side(gaps)
+    words = {"top-c": "top-c more precise", "CSL": "CSL's set more precise", None: "the interval holds 0: neither set more precise"}[side]
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] over {seed_label(list(gaps))}: {words}"
 
 def seed_coverage_markdown(report:Path) -> str:
     "Every kept model's equal-coverage gap, split by split and seed by seed, then each model's gap over its seeds (`coverage_words`)."
@@ -295,8 +303,8 @@ def seed_coverage_markdown(report:Path) -> str:
     points = lambda x, sign="": "—" if x is None else f"{x:{sign}.2f}"
     lines += [f"| {split} | {seed} | {model} | {100 * s[RELIABLE]['coverage']:.2f} | {points(s[RELIABLE]['precision'] and 100 * s[RELIABLE]['precision'])} | "
               f"{points(s[TOP_BATCH]['precision'] and 100 * s[TOP_BATCH]['precision'])} | {points(coverage_gap(s), '+')} |" for (split, seed, model), s in scores.items()]
-    pairs = sorted({(split, model) for split, _, model in scores if seed_coverage_gaps(report, split, model)})
-    lines += [""] + [f"- {model}, {split} labelled scenes: {coverage_words(seed_coverage_gaps(report, split, model))}" for split, model in pairs]
+    gaps = {(split, model): gaps_by_seed(scores, split, model) for split, _, model in scores}
+    lines += [""] + [f"- {model}, {split} labelled scenes: {coverage_words(gaps[split, model])}" for split, model in sorted(gaps) if gaps[split, model]]
     return "\n".join(lines) + "\n"
 
 
@@ -381,10 +389,9 @@ def protocol_words(report:Path) -> str:
 def coverage_meaning(gaps:dict) -> str:
     "What the bench's equal-coverage gaps over seeds say of CSL's premise (that its reliable set is the more precise one at its coverage)."
     if len(gaps) < VERDICT_SEEDS: return f"A side across seeds needs {VERDICT_SEEDS} of them."
-    _, low, high = t_interval(list(gaps.values()))
-    if high < 0: return "At CSL's own coverage, plain top-confidence pixels are the more precise set on this bench: against CSL's premise."
-    if low > 0: return "At CSL's own coverage, its reliable set is the more precise one on this bench, as its premise says."
-    return "The bench's seeds show neither set more precise."
+    return {"top-c": "At CSL's own coverage, plain top-confidence pixels are the more precise set on this bench: against CSL's premise.",
+            "CSL": "At CSL's own coverage, its reliable set is the more precise one on this bench, as its premise says.",
+            None: "The bench's seeds show neither set more precise."}[coverage_side(gaps)[3]]
 
 def coverage_lines(bench:Path, others:list) -> list:
     "The equal-coverage bullet: the bench's CSL models over its seeds, the other reports' CSL models (one seed each) by direction."
