@@ -20,7 +20,7 @@ from .datasets import SemiDataset, MODES, NUM_CLASSES, shipped_split, read_split
 from .model import deep_stem_resnet101, set_fast_dilated_backward, fast_dilated_backward
 from .config import load_config
 from .processes import PINNED_KERNELS, pin_cpu_kernels, kernels_pinned, kernels_in_use
-from .fingerprint import write_reference_fingerprint, REFERENCE_FINGERPRINT, torch_threads
+from .fingerprint import write_reference_fingerprint, REFERENCE_FINGERPRINT, torch_threads, cpu_name
 from .train import build_datasets, epoch_loaders, training_batches, first_batch, build_training, train_step, use_all_cores, check_batches, pick_device, _autocast
 
 # %% ../nbs/91_speed.ipynb #f6d7a4c6
@@ -295,7 +295,7 @@ def main(argv=None):
         return print(f"wrote {out}")
     use_all_cores()
     if args.what == "memory": return write_memory(bench_memory(steps=args.full_steps, amp=args.amp), args.out)
-    lines = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"]
+    lines = [f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {cpu_name()}"]
     if args.what == "step": lines += [f"config {args.config}: {args.steps} steps per variant and round, the fastest of {args.rounds} rounds",
                                       format_step_rows(bench_step(args.config, args.steps, rounds=args.rounds)), "",
                                       format_backward_rows(fast_backward_rows(protocol_step_configs()))]
