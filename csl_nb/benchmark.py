@@ -10,8 +10,8 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'PROTOCOL_OWNED', 'INCIDENTAL', 'BENCH', 'DE
            'trained_model', 'write_selection_quality', 'selection_quality_report', 'read_history', 'run_log_folder',
            'logged_history', 'keep_run', 'keep_quality', 'score_kept_models', 'same_log', 'epoch_seconds',
            'run_seconds', 'kept_seconds', 'benchmark', 'kept_histories', 'core_regime_failures', 'check_gate',
-           'curves_title', 'regime_stages', 'gated_runs', 'undecided_runs', 'train_in_stages', 'bench_report',
-           'trained_in', 'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary',
+           'curves_title', 'regime_stages', 'gated_runs', 'undecided_runs', 'train_in_stages', 'complete_variants',
+           'bench_report', 'trained_in', 'kept_quality_report', 'demo', 'bench', 'wrong_weight', 'selection_summary',
            'selection_by_epoch']
 
 # %% ../nbs/09_benchmark.ipynb #936f098d
@@ -446,6 +446,12 @@ def train_in_stages(todo:list, names:dict, report:Path, protocol:Protocol, confi
         prepare(runs)
         train_runs(runs, jobs, left, keep, kept_seconds(report, configs))
 
+def complete_variants(kept:list, gated:set=frozenset(), variants=tuple(VARIANTS)) -> list:
+    "The variants of `kept_histories` with a run kept and none left to train (the runs in `gated`, withheld by a failed regime check, are not left)."
+    done = {name for _, _, name, history in kept if history is not None}
+    left = {name for _, seed, name, history in kept if history is None and (seed, name) not in gated}
+    return [name for name in variants if name in done and name not in left]
+
 def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, variants=tuple(VARIANTS)) -> list:
     """results.md (marked partial while runs are missing, naming those that wait on a regime check not yet made; saying which runs a
     failed regime check withheld), results.csv,
@@ -465,7 +471,8 @@ def bench_report(report:Path, protocol:Protocol, warm:list, configs:list, varian
             for key in protocol_keys(protocol) if key in runs}
     rows = results_rows(runs)
     finished = total - len(missing) - len(undecided)
-    note = (partial_note(total, finished, missing, conditional) if finished < total else "") + (gated_note(waiting, failed) if failed else "")
+    note = (partial_note(total, finished, missing, conditional, complete_variants(kept, gated, variants)) if finished < total else "") + \
+           (gated_note(waiting, failed) if failed else "")
     write_results(rows, runs, report, protocol, partial=note)
     save_figure(plot_curves(runs, curves_title(report, runs) + (f"; partial, {finished} of {total} runs" if finished < total else "")),
                 report / "curves.png")
