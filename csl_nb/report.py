@@ -422,11 +422,11 @@ def evidence_lines(bench:Path, others:dict, demo:Path=None) -> str:
     for label, folder in {"the bench": bench, **others}.items():
         mine = numeric_rows(Path(folder) / "results.csv")
         written = (Path(folder) / "results.md").read_text()
-        partial, final = PARTIAL.search(written), {"csl", "unimatch"} <= set(final_variants(written))
+        partial = PARTIAL.search(written)
+        runs = re.findall(r"\d+", partial.group(1)) if partial else None
+        state = "; every CSL and UniMatch run kept: final" if {"csl", "unimatch"} <= set(final_variants(written)) else ": interim"
         for s in sorted({r["split"] for r in mine}):
             place = _place(mine, s, "csl", "unimatch")
-            runs = re.findall(r"\d+", partial.group(1)) if partial else None
-            state = "; every CSL and UniMatch run kept: final" if final else ": interim"
             if place: places.append(f"{label}, {s} labelled{f' ({runs[0]} of its {runs[1]} runs{state})' if runs else ''}: {place}")
     lines.append("- **CSL − UniMatch on every committed bench:** " + "; ".join(places) + ".")
     lines += coverage_lines(bench, [*others.values(), *([demo] if demo else [])])
